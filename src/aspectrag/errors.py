@@ -1,0 +1,27 @@
+"""Exceptions raised by aspectrag; every message names the file/field and what to do."""
+
+
+class AspectragError(Exception):
+    """Base class of aspectrag errors."""
+
+
+class LoadError(AspectragError):
+    """A source could not be loaded (corrupt, empty, binary, undecodable, dead URL...).
+
+    Attributes:
+        source: the file path or URL.
+        reason: one-line reason shown to the user.
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class IndexMismatchError(AspectragError):
+    """The index was built with a different embedder (or adapter) than the one in use."""
+
+
+class ConfigError(AspectragError):
+    """A configuration value is missing or invalid."""
