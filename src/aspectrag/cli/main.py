@@ -1,0 +1,223 @@
+"""The ``aspectrag`` command line: ingest, remove, search, ask, eval, stats.
+
+Feature modules add their commands by importing ``app`` / ``eval_app`` from here (see the
+imports at the bottom).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aspectrag.config import default_index_path
+from aspectrag.errors import AspectragError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Retrieval-augmented generation for questions with many aspects.")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval on standard benchmarks.")
+app.add_typer(eval_app, name="eval")
+console = Console(stderr=True)
+out = Console(soft_wrap=True)
+
+IndexOpt = Annotated[Path, typer.Option("--index", envvar="ASPECTRAG_INDEX",
+                                        help="Index folder.", show_default=True)]
+RetrieverOpt = Annotated[str, typer.Option("--retriever", "-r",
+                                           help="bm25 | dense | hybrid | multiquery | multihead ...")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="INFO logging.")] = False,
+          ) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def fail(msg: str, code: int = 2) -> None:
+    """Print one clear error line and exit with ``code``."""
+    console.print(f"[bold red]error:[/] {msg}", highlight=False)
+    raise typer.Exit(code)
+
+
+def open_index(path: Path):  # type: ignore[no-untyped-def]
+    from aspectrag.index import Index
+
+    return Index(path)
+
+
+@app.command()
+def ingest(
+    sources: Annotated[list[str], typer.Argument(help="Files, folders or http(s) URLs.")],
+    index: IndexOpt = default_index_path(),
+    glob: Annotated[str | None, typer.Option(help="Only files matching this pattern, e.g. '*.pdf'.")] = None,
+    chunk_size: Annotated[int, typer.Option(help="Chunk size in embedder tokens.")] = 224,
+    chunk_overlap: Annotated[int, typer.Option(help="Chunk overlap in embedder tokens.")] = 32,
+) -> None:
+    """Add or update documents; unchanged ones are skipped. Exit code 1 if some failed."""
+    from aspectrag.config import ChunkingConfig
+
+    idx = open_index(index)
+    idx.chunking = ChunkingConfig(chunk_size, chunk_overlap)
+    try:
+        rep = idx.ingest(sources, glob=glob, progress=sys.stderr.isatty())
+    except AspectragError as e:
+        fail(str(e))
+    for src, reason in rep.failed:
+        console.print(f"[red]failed[/] {src}: {reason}", highlight=False)
+    for src, reason in rep.skipped:
+        console.print(f"[yellow]skipped[/] {src}: {reason}", highlight=False)
+    embed_share = rep.embed_seconds / rep.seconds if rep.seconds else 0.0
+    console.print(
+        f"{rep.added} added, {rep.updated} updated, {rep.unchanged} unchanged, "
+        f"{len(rep.skipped)} skipped, {len(rep.failed)} failed; {rep.chunks} chunks in "
+        f"{rep.seconds:.1f} s ({rep.chunks_per_second:.1f} chunks/s, {embed_share:.0%} embedding). "
+        f"Index: {index} ({idx.store.stats()['documents']} documents, "
+        f"{idx.store.stats()['chunks']} chunks)", highlight=False)
+    if rep.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def remove(source: Annotated[str, typer.Argument(help="File, folder, URL or corpus file.")],
+           index: IndexOpt = default_index_path()) -> None:
+    """Delete a document (or all documents under a folder) from the index."""
+    n = open_index(index).remove(source)
+    if n == 0:
+        fail(f"{source}: not in the index {index} (see `aspectrag stats --sources`)", 1)
+    console.print(f"removed {n} document(s)")
+
+
+@app.command()
+def stats(index: IndexOpt = default_index_path(),
+          sources: Annotated[bool, typer.Option("--sources", help="List the sources.")] = False) -> None:
+    """Show what the index holds."""
+    idx = open_index(index)
+    s = idx.store.stats()
+    out.print(f"{index}: {s['documents']} documents, {s['chunks']} chunks, embedder "
+              f"{idx.store.get_meta('embedder')}, vector spaces {idx.store.vector_spaces()}")
+    if sources:
+        for src in idx.store.sources():
+            out.print(src, highlight=False)
+
+
+def retriever_options(retriever: str, hybrid_fusion: str | None, hybrid_weight: float | None) -> dict:  # type: ignore[type-arg]
+    """Options passed to ``build_retriever`` from the common CLI flags."""
+    opts: dict = {}  # type: ignore[type-arg]
+    if hybrid_fusion:
+        opts["fusion"] = hybrid_fusion
+    if hybrid_weight is not None:
+        opts["weight"] = hybrid_weight
+    return opts
+
+
+FusionOpt = Annotated[str | None, typer.Option("--fusion", help="Hybrid fusion: convex | rrf.")]
+WeightOpt = Annotated[float | None, typer.Option("--weight", help="Hybrid: weight of dense in [0,1].")]
+SourceOpt = Annotated[list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")]
+
+
+@app.command()
+def search(
+    query: str,
+    index: IndexOpt = default_index_path(),
+    retriever: RetrieverOpt = "hybrid",
+    k: Annotated[int, typer.Option("-k", help="Number of chunks.")] = 10,
+    source: SourceOpt = None,
+    fusion: FusionOpt = None,
+    weight: WeightOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search the index and print the top-k chunks."""
+    idx = open_index(index)
+    try:
+        hits = idx.search(query, k, retriever=retriever, sources=source,
+                          **retriever_options(retriever, fusion, weight))
+    except (AspectragError, ValueError) as e:
+        fail(str(e))
+    if as_json:
+        print(json.dumps([{"rank": h.rank, "score": h.score, "chunk_id": h.chunk.chunk_id,
+                           "doc_id": h.chunk.doc_id, "source": h.chunk.source,
+                           "text": h.chunk.text} for h in hits], ensure_ascii=False, indent=1))
+        return
+    table = Table(show_lines=True)
+    for col in ("#", "score", "source / location", "text"):
+        table.add_column(col)
+    for h in hits:
+        text = h.chunk.text if len(h.chunk.text) < 300 else h.chunk.text[:300] + "…"
+        table.add_row(str(h.rank), f"{h.score:.3f}", f"{h.chunk.source}\n{h.chunk.location}", text)
+    out.print(table)
+
+
+@app.command()
+def ask(
+    question: str,
+    index: IndexOpt = default_index_path(),
+    retriever: RetrieverOpt = "hybrid",
+    k: Annotated[int, typer.Option("-k", help="Number of chunks given to the answerer.")] = 5,
+    llm: Annotated[str | None, typer.Option(help="openai:MODEL | hf:PATH | extractive.")] = None,
+    source: SourceOpt = None,
+    fusion: FusionOpt = None,
+    weight: WeightOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question with numbered citations to the passages used."""
+    idx = open_index(index)
+    try:
+        ans = idx.ask(question, k, retriever=retriever, llm=llm, sources=source,
+                      **retriever_options(retriever, fusion, weight))
+    except (AspectragError, ValueError) as e:
+        fail(str(e))
+    if as_json:
+        print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=1))
+        return
+    out.print(ans.answer, highlight=False)
+    out.print()
+    for c in ans.citations:
+        out.print(f"[{c.n}] {c.chunk.source} ({c.chunk.location})", highlight=False)
+
+
+@eval_app.command("beir")
+def eval_beir(
+    folder: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
+    split: Annotated[str, typer.Option(help="qrels split.")] = "test",
+    retriever: RetrieverOpt = "hybrid",
+    index: Annotated[Path | None, typer.Option("--index", help="Index folder to build/reuse "
+                                                "(default: a cache folder per corpus).")] = None,
+    fusion: FusionOpt = None,
+    weight: WeightOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """nDCG@10, Recall@100 and MRR@10 of a retriever on a BEIR data set."""
+    from aspectrag.evaluate.beir import default_eval_index, load_beir, run_retriever, score_run
+    from aspectrag.index import Index
+
+    try:
+        ds = load_beir(folder, split)
+    except AspectragError as e:
+        fail(str(e))
+    idx = Index(index or default_eval_index(folder))
+    rep = idx.ingest([str(ds.corpus)], progress=sys.stderr.isatty())
+    if rep.failed:
+        fail(f"{ds.corpus}: {rep.failed[0][1]}")
+    r = idx.retriever(retriever, **retriever_options(retriever, fusion, weight))
+    run = run_retriever(r, ds.queries, progress=sys.stderr.isatty())
+    scores = score_run(ds.qrels, run)
+    if as_json:
+        print(json.dumps(scores))
+        return
+    table = Table(title=f"{folder} ({split}, {len(ds.queries)} queries), retriever {retriever}")
+    for m in scores:
+        table.add_column(m)
+    table.add_row(*(f"{v:.4f}" for v in scores.values()))
+    out.print(table)
+
+
+# Feature modules register their commands on import.
+for _module in ():
+    __import__(_module)

@@ -1,0 +1,121 @@
+"""Evaluation on BEIR-layout data sets (Thakur et al. 2021): nDCG@10, Recall@100, MRR@10.
+
+Chunks are aggregated to documents by their best-ranked chunk (MaxP, Dai & Callan 2019);
+metrics are computed with ranx.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aspectrag.errors import AspectragError
+from aspectrag.retrieve.base import Retriever
+from aspectrag.types import Hit
+
+METRICS = ("ndcg@10", "recall@100", "mrr@10")
+
+
+@dataclass(slots=True)
+class BeirDataset:
+    """A BEIR data set: ``corpus`` path, ``queries`` {qid: text}, ``qrels`` {qid: {doc_id: grade}}
+    restricted to the queries judged in the split."""
+
+    root: Path
+    corpus: Path
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+
+def load_beir(root: str | Path, split: str = "test") -> BeirDataset:
+    """Read ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv`` from ``root``.
+
+    Raises:
+        AspectragError: a file is missing or malformed (the message names it).
+    """
+    root = Path(root)
+    corpus, qfile, qrels_file = root / "corpus.jsonl", root / "queries.jsonl", root / "qrels" / f"{split}.tsv"
+    for f in (corpus, qfile, qrels_file):
+        if not f.exists():
+            raise AspectragError(f"{f}: missing; a BEIR folder needs corpus.jsonl, queries.jsonl "
+                                 f"and qrels/{split}.tsv")
+    qrels: dict[str, dict[str, int]] = {}
+    with qrels_file.open(newline="") as fh:
+        reader = csv.reader(fh, delimiter="\t")
+        for i, row in enumerate(reader):
+            if i == 0 and row and row[0] in ("query-id", "query_id", "qid"):
+                continue
+            if len(row) < 3:
+                raise AspectragError(f"{qrels_file}:{i + 1}: expected 'query-id corpus-id score'")
+            qrels.setdefault(row[0], {})[row[1]] = int(float(row[2]))
+    queries: dict[str, str] = {}
+    with qfile.open() as fh:
+        for i, line in enumerate(fh):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise AspectragError(f"{qfile}:{i + 1}: invalid JSON ({e.msg})") from e
+            if str(obj["_id"]) in qrels:
+                queries[str(obj["_id"])] = obj["text"]
+    missing = set(qrels) - set(queries)
+    if missing:
+        raise AspectragError(f"{qfile}: no text for {len(missing)} judged queries, e.g. {sorted(missing)[:3]}")
+    return BeirDataset(root, corpus, queries, qrels)
+
+
+def default_eval_index(root: Path) -> Path:
+    """A reusable cache folder for the index of a BEIR corpus: ``~/.cache/aspectrag/beir/<name>-<hash>``."""
+    h = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:8]
+    return Path.home() / ".cache" / "aspectrag" / "beir" / f"{root.resolve().name}-{h}"
+
+
+def hits_to_doc_run(hits: Sequence[Hit], n_docs: int) -> dict[str, float]:
+    """Aggregate chunk hits to documents by their best chunk; first ``n_docs`` documents.
+
+    Scores are made strictly decreasing by rank (``n_docs - position``) so that metrics only see
+    the order, whatever the retriever's score scale.
+    """
+    docs: dict[str, float] = {}
+    for h in hits:
+        if h.chunk.doc_id not in docs:
+            docs[h.chunk.doc_id] = float(n_docs - len(docs))
+            if len(docs) == n_docs:
+                break
+    return docs
+
+
+def run_retriever(retriever: Retriever, queries: dict[str, str], *, n_docs: int = 100,
+                  chunk_depth: int = 200, batch: int = 64,
+                  progress: bool = False) -> dict[str, dict[str, float]]:
+    """Document run ``{qid: {doc_id: score}}`` of ``retriever`` over ``queries``."""
+    qids = list(queries)
+    run: dict[str, dict[str, float]] = {}
+    it = range(0, len(qids), batch)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="retrieving", unit="batch")
+    for i in it:
+        part = qids[i : i + batch]
+        results = retriever.retrieve_batch([queries[q] for q in part], chunk_depth)
+        for q, hits in zip(part, results, strict=True):
+            run[q] = hits_to_doc_run(hits, n_docs)
+    return run
+
+
+def score_run(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
+              metrics: Sequence[str] = METRICS) -> dict[str, float]:
+    """Mean metrics with ranx (Bassani 2022); queries with no hits count as zero."""
+    from ranx import Qrels, Run, evaluate
+
+    full_run = {q: (run.get(q) or {"__none__": 0.0}) for q in qrels}
+    res = evaluate(Qrels(qrels), Run(full_run), list(metrics), make_comparable=True)
+    if isinstance(res, float):
+        res = {metrics[0]: res}
+    return {m: float(res[m]) for m in metrics}
