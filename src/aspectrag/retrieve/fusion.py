@@ -18,7 +18,8 @@ def reciprocal_rank_fusion(
     contribute nothing for it.
 
     Args:
-        rankings: one list of ids per ranking, best first (duplicates within a list: first wins).
+        rankings: one list of ids per ranking, best first (a repeated id keeps its first rank and
+            does not push later ids down).
         weights: one weight per ranking (default all 1.0).
         c: the RRF constant (60 in the paper).
 
@@ -35,11 +36,11 @@ def reciprocal_rank_fusion(
     scores: dict[str, float] = {}
     for ranking, w in zip(rankings, weights, strict=True):
         seen: set[str] = set()
-        for rank, doc in enumerate(ranking, start=1):
+        for doc in ranking:
             if doc in seen:
                 continue
-            seen.add(doc)
-            scores[doc] = scores.get(doc, 0.0) + w / (c + rank)
+            seen.add(doc)  # rank among distinct ids, 1-based
+            scores[doc] = scores.get(doc, 0.0) + w / (c + len(seen))
     return sorted(scores.items(), key=lambda kv: -kv[1])
 
 
