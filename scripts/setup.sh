@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Create .venv and install aspectrag with its test and training extras (offline-friendly:
+# PyPI only). torch is pinned to the local CPU build and installed first, so nothing pulls CUDA.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[dev,train]"
