@@ -1,0 +1,92 @@
+"""Citation checking after generation: every [n] must name a passage that was given.
+
+Models cite as ``[1]``, ``[1][2]``, ``[1, 2]`` or ``[1-3]``. ``check_citations`` keeps the
+numbers that were shown to the model, removes the others from the text and reports them, and
+returns the ``Citation`` objects actually used (numbered by hit index, so [n] = hit n).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+from aspectrag.types import Citation, Hit
+
+# [1], [1, 2], [1,2 ,3], [1-3], [1–3]
+_CITE = re.compile(r"\s?\[(\s*\d+\s*(?:(?:,|;|-|–)\s*\d+\s*)*)\]")
+
+
+@dataclass(slots=True)
+class CheckedCitations:
+    """Result of ``check_citations``.
+
+    Attributes:
+        text: the answer with invalid citation numbers removed.
+        used: valid cited hit numbers, ascending.
+        invalid: removed numbers (not given to the model), in order of appearance, unique.
+        citations: ``Citation`` for each used number (``text`` = the chunk text).
+    """
+
+    text: str
+    used: list[int] = field(default_factory=list)
+    invalid: list[int] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
+
+
+def _numbers(body: str) -> list[int]:
+    out: list[int] = []
+    for part in re.split(r"[,;]", body):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)\s*[-–]\s*(\d+)", part)
+        if m:
+            a, b = int(m.group(1)), int(m.group(2))
+            out.extend(range(a, b + 1) if 0 < b - a < 50 else (a, b))
+        elif part:
+            out.append(int(part))
+    return out
+
+
+def cited_numbers(text: str) -> list[int]:
+    """All numbers cited in ``text`` in order of appearance (with repeats)."""
+    return [n for m in _CITE.finditer(text) for n in _numbers(m.group(1))]
+
+
+def check_citations(
+    text: str, hits: Sequence[Hit], shown: Collection[int] | None = None
+) -> CheckedCitations:
+    """Check the [n] citations of a generated ``text`` against the passages given.
+
+    Args:
+        text: generated answer.
+        hits: the retrieved hits; [n] refers to ``hits[n-1]``.
+        shown: hit numbers whose passages were actually in the prompt (default: all hits);
+            citing a dropped passage is invalid too.
+    """
+    valid = set(shown) if shown is not None else set(range(1, len(hits) + 1))
+    used: set[int] = set()
+    invalid: list[int] = []
+
+    def repl(m: re.Match[str]) -> str:
+        nums = _numbers(m.group(1))
+        keep = [n for n in nums if n in valid]
+        for n in nums:
+            if n not in valid and n not in invalid:
+                invalid.append(n)
+        used.update(keep)
+        if not keep:
+            return ""
+        lead = m.group(0)[: len(m.group(0)) - len(m.group(0).lstrip())]
+        return f"{lead}[{', '.join(str(n) for n in dict.fromkeys(keep))}]"
+
+    clean = _CITE.sub(repl, text)
+    clean = re.sub(r"[ \t]+([.,;:])", r"\1", clean) if invalid else clean
+    order = sorted(used)
+    return CheckedCitations(
+        text=clean,
+        used=order,
+        invalid=invalid,
+        citations=[
+            Citation(n=n, chunk=hits[n - 1].chunk, text=hits[n - 1].chunk.text) for n in order
+        ],
+    )

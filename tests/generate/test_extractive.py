@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+from tests.generate.helpers import BagOfWordsEmbedder, make_hits
+
+from aspectrag.generate.base import Generator, StreamingGenerator
+from aspectrag.generate.extractive import EXTRACTIVE_HEADER, ExtractiveGenerator
+
+AGENT_CHUNK = (
+    "Task Decomposition\n"
+    "Chain of thought (CoT; Wei et al. 2022) has become a standard prompting technique for "
+    "enhancing model performance on complex tasks. The model is instructed to think step by step.\n"
+    'Task decomposition can be done (1) by LLM with simple prompting like "Steps for XYZ.\\n1.", '
+    '"What are the subgoals for achieving XYZ?", (2) by using task-specific instructions; e.g. '
+    '"Write a story outline." for writing a novel, or (3) with human inputs.\n'
+    "Another quite distinct approach, LLM+P (Liu et al. 2023), relies on an external classical planner."
+)
+
+
+def test_protocols() -> None:
+    g = ExtractiveGenerator(BagOfWordsEmbedder())
+    assert isinstance(g, Generator) and isinstance(g, StreamingGenerator)
+
+
+def test_answer_cites_hit_index_and_says_extractive() -> None:
+    hits = make_hits(
+        [
+            "Bananas are yellow fruit that grow in bunches on large plants.",
+            AGENT_CHUNK,
+            "The weather in Paris is mild in spring and warm in summer months.",
+        ]
+    )
+    a = ExtractiveGenerator(BagOfWordsEmbedder()).generate(
+        "What are the approaches to task decomposition?", hits
+    )
+    assert a.mode == "extractive"
+    assert a.answer.splitlines()[0] == EXTRACTIVE_HEADER
+    first = a.answer.splitlines()[1]
+    assert first.startswith("- Task decomposition can be done (1)") and first.endswith("[2]")
+    for needle in ("Steps for XYZ", "task-specific instructions", "human inputs"):
+        assert needle in first
+    # Only cited hits are listed, numbered by hit index.
+    cited = {int(n) for n in re.findall(r"\[(\d+)\]", a.answer)}
+    assert [c.n for c in a.citations] == sorted(cited)
+    assert 2 in cited and 1 not in cited
+    assert a.citations[0].chunk is hits[1].chunk
+
+
+def test_near_duplicates_and_fragments_dropped() -> None:
+    s = "The masked language model objective predicts randomly masked input tokens."
+    hits = make_hits(
+        [s, s.replace("input", "input") + " Yes.", "Masked tokens.", "Masked LM objective."]
+    )
+    g = ExtractiveGenerator(BagOfWordsEmbedder(), max_sentences=5, margin=2.0)
+    a = g.generate("What does the masked language model objective predict?", hits)
+    body = a.answer.splitlines()[1:]
+    assert body == [f"- {s} [1]"]  # duplicate (hit 2) and short fragments (hits 3-4) are gone
+
+
+def test_rank_prior_breaks_ties_in_favour_of_better_hit() -> None:
+    s1 = "Dense retrieval encodes queries and passages with neural encoders for search."
+    s2 = "For search, neural encoders encode passages and queries with dense retrieval."
+    hits = make_hits([s2, s1])
+    g = ExtractiveGenerator(BagOfWordsEmbedder(), max_sentences=1, dedup_threshold=1.01)
+    assert g.generate("dense retrieval encoders", hits).answer.endswith("[1]")
+    g0 = ExtractiveGenerator(
+        BagOfWordsEmbedder(), max_sentences=2, dedup_threshold=1.01, rank_weight=0
+    )
+    assert g0.select("dense retrieval encoders", hits)[0].cosine >= 0
+
+
+def test_no_hits_or_no_usable_sentence() -> None:
+    g = ExtractiveGenerator(BagOfWordsEmbedder())
+    a = g.generate("anything?", [])
+    assert a.citations == [] and "no sentence" in a.answer
+    assert g.generate("anything?", make_hits(["Too short."])).citations == []
+
+
+def test_stream_yields_the_answer() -> None:
+    g = ExtractiveGenerator(BagOfWordsEmbedder())
+    hits = make_hits([AGENT_CHUNK])
+    s = g.stream("approaches to task decomposition", hits)
+    text = "".join(s)
+    assert text == s.answer.answer == g.generate("approaches to task decomposition", hits).answer
+
+
+@pytest.mark.slow
+def test_real_embedder_ranks_the_enumeration_first(embedder) -> None:  # type: ignore[no-untyped-def]
+    hits = make_hits([AGENT_CHUNK], heading="Task Decomposition")
+    a = ExtractiveGenerator(embedder).generate(
+        "What are the approaches to Task Decomposition?", hits
+    )
+    lines = a.answer.splitlines()
+    assert any(line.startswith("- Task decomposition can be done (1)") for line in lines[1:3])
