@@ -36,9 +36,15 @@ class HFEmbedder:
         batch_size: texts per forward pass.
         max_tokens: truncation limit in tokens (default: the model's, capped at 256 for MiniLM).
         device: torch device string ("cpu", "cuda").
+        adapter: optional LoRA adapter folder (written by ``aspectrag train embedder``); it is
+            loaded with peft and merged into the weights (W + B·A·alpha/r, Hu et al. 2021), so
+            encoding costs the same as the base model. Raises ``ConfigError`` if the folder has
+            no ``adapter_config.json`` or peft is not installed.
 
     Attributes:
-        name: identity recorded in the index: ``"hf:<model folder name>"``.
+        name: identity recorded in the index: ``"hf:<model folder name>"``, plus
+            ``"+lora:<adapter folder name>@<sha256 of the adapter weights, 12 hex>"`` with an
+            adapter, so an index refuses vectors from a different (or retrained) adapter.
         dim: output dimension (384 for MiniLM).
     """
 
@@ -49,12 +55,18 @@ class HFEmbedder:
         batch_size: int = 32,
         max_tokens: int | None = None,
         device: str = "cpu",
+        adapter: str | None = None,
     ) -> None:
         self.model_path = model_path or default_model_path()
         self.batch_size = batch_size
         self.device = device
         self._max_tokens = max_tokens
+        self.adapter = adapter
         self.name = f"hf:{_model_id(self.model_path)}"
+        if adapter is not None:
+            from aspectrag.train.adapter import adapter_id
+
+            self.name += f"+lora:{adapter_id(adapter)}"
 
     @cached_property
     def tokenizer(self):  # type: ignore[no-untyped-def]
@@ -70,6 +82,10 @@ class HFEmbedder:
 
         setup_threads()
         m = AutoModel.from_pretrained(self.model_path)
+        if self.adapter is not None:
+            from aspectrag.train.adapter import load_merged
+
+            m = load_merged(m, self.adapter)
         m.eval()
         return m.to(self.device)
 
@@ -122,15 +138,26 @@ class HFEmbedder:
             for idx in batches:
                 enc = self.tokenize([texts[i] for i in idx])
                 hidden = self.model(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                pooled = mean_pool(hidden, enc["attention_mask"])
                 out[idx] = pooled.float().cpu().numpy()
                 if progress is not None:
                     progress.update(len(idx))
         if progress is not None:
             progress.close()
         return {"dense": out}
+
+
+def mean_pool(hidden, attention_mask):  # type: ignore[no-untyped-def]
+    """Mean over non-padding tokens, then L2 norm (Sentence-BERT pooling).
+
+    ``hidden``: float tensor (batch, tokens, dim); ``attention_mask``: int tensor (batch, tokens).
+    Returns a float tensor (batch, dim) with unit rows. Differentiable (used for training too).
+    """
+    import torch
+
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, dim=-1)
 
 
 def _model_id(path: str) -> str:
