@@ -24,7 +24,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -173,7 +173,8 @@ class MultiHeadEmbedder(HFEmbedder):
         groups: number of head groups G stored (default: H, one space per head).
         centre: per-group mean to subtract, float32 ``(G, d_head)``, or None (no centring).
             Set it from an index with :meth:`apply_config`; fit it with :func:`fit_centre`.
-        batch_size, max_tokens, device: as for :class:`HFEmbedder`.
+        batch_size, max_tokens, device, hf_options: as for :class:`HFEmbedder` (e.g. a LoRA
+            ``adapter``).
 
     Attributes:
         name: identity of the ``"dense"`` space (same as ``HFEmbedder`` for mean pooling, so
@@ -193,8 +194,11 @@ class MultiHeadEmbedder(HFEmbedder):
         batch_size: int = 32,
         max_tokens: int | None = None,
         device: str = "cpu",
+        **hf_options: Any,
     ) -> None:
-        super().__init__(model_path, batch_size=batch_size, max_tokens=max_tokens, device=device)
+        super().__init__(
+            model_path, batch_size=batch_size, max_tokens=max_tokens, device=device, **hf_options
+        )
         for p in (pooling, dense_pooling):
             if p is not None and p not in POOLINGS:
                 raise ConfigError(f"pooling {p!r} unknown; use one of {', '.join(POOLINGS)}")
