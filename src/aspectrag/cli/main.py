@@ -31,6 +31,14 @@ IndexOpt = Annotated[Path, typer.Option("--index", envvar="ASPECTRAG_INDEX",
 RetrieverOpt = Annotated[str, typer.Option("--retriever", "-r",
                                            help="bm25 | dense | hybrid | multiquery | multihead ...")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+AdapterOpt = Annotated[Path | None, typer.Option(
+    "--embedder-adapter", help="LoRA adapter folder (aspectrag train embedder) applied to the "
+    "embedder; an index built with it must be searched with it.")]
+RerankOpt = Annotated[str | None, typer.Option(
+    "--rerank", help="Second stage: late-interaction | cross-encoder | bi-encoder.")]
+RerankDepthOpt = Annotated[int, typer.Option("--rerank-depth", help="First-stage candidates reranked.")]
+RerankModelOpt = Annotated[Path | None, typer.Option(
+    "--rerank-model", help="Cross-encoder model folder (sequence classification).")]
 
 
 @app.callback()
@@ -46,10 +54,18 @@ def fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def open_index(path: Path):  # type: ignore[no-untyped-def]
+def open_index(path: Path, adapter: Path | None = None):  # type: ignore[no-untyped-def]
+    """The index at ``path``; with ``adapter``, its embedder is the base model + LoRA adapter."""
     from aspectrag.index import Index
 
-    return Index(path)
+    if adapter is None:
+        return Index(path)
+    from aspectrag.embed.hf import HFEmbedder
+
+    try:
+        return Index(path, embedder=HFEmbedder(adapter=str(adapter)))
+    except AspectragError as e:
+        fail(str(e))
 
 
 @app.command()
@@ -59,11 +75,12 @@ def ingest(
     glob: Annotated[str | None, typer.Option(help="Only files matching this pattern, e.g. '*.pdf'.")] = None,
     chunk_size: Annotated[int, typer.Option(help="Chunk size in embedder tokens.")] = 224,
     chunk_overlap: Annotated[int, typer.Option(help="Chunk overlap in embedder tokens.")] = 32,
+    embedder_adapter: AdapterOpt = None,
 ) -> None:
     """Add or update documents; unchanged ones are skipped. Exit code 1 if some failed."""
     from aspectrag.config import ChunkingConfig
 
-    idx = open_index(index)
+    idx = open_index(index, embedder_adapter)
     idx.chunking = ChunkingConfig(chunk_size, chunk_overlap)
     try:
         rep = idx.ingest(sources, glob=glob, progress=sys.stderr.isatty())
@@ -122,6 +139,18 @@ WeightOpt = Annotated[float | None, typer.Option("--weight", help="Hybrid: weigh
 SourceOpt = Annotated[list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")]
 
 
+def build_cli_retriever(idx, retriever: str, fusion: str | None, weight: float | None,  # type: ignore[no-untyped-def]
+                        rerank: str | None, rerank_depth: int, rerank_model: Path | None):
+    """The first-stage retriever from the CLI flags, wrapped in ``--rerank`` if given."""
+    r = idx.retriever(retriever, **retriever_options(retriever, fusion, weight))
+    if rerank is None:
+        return r
+    from aspectrag.rerank.factory import with_reranker
+
+    return with_reranker(r, rerank, depth=rerank_depth, embedder=idx.embedder,
+                         model_path=rerank_model, index_path=idx.path)
+
+
 @app.command()
 def search(
     query: str,
@@ -131,13 +160,17 @@ def search(
     source: SourceOpt = None,
     fusion: FusionOpt = None,
     weight: WeightOpt = None,
+    embedder_adapter: AdapterOpt = None,
+    rerank: RerankOpt = None,
+    rerank_depth: RerankDepthOpt = 100,
+    rerank_model: RerankModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search the index and print the top-k chunks."""
-    idx = open_index(index)
+    idx = open_index(index, embedder_adapter)
     try:
-        hits = idx.search(query, k, retriever=retriever, sources=source,
-                          **retriever_options(retriever, fusion, weight))
+        r = build_cli_retriever(idx, retriever, fusion, weight, rerank, rerank_depth, rerank_model)
+        hits = idx.search(query, k, retriever=r, sources=source)
     except (AspectragError, ValueError) as e:
         fail(str(e))
     if as_json:
@@ -164,13 +197,17 @@ def ask(
     source: SourceOpt = None,
     fusion: FusionOpt = None,
     weight: WeightOpt = None,
+    embedder_adapter: AdapterOpt = None,
+    rerank: RerankOpt = None,
+    rerank_depth: RerankDepthOpt = 100,
+    rerank_model: RerankModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question with numbered citations to the passages used."""
-    idx = open_index(index)
+    idx = open_index(index, embedder_adapter)
     try:
-        ans = idx.ask(question, k, retriever=retriever, llm=llm, sources=source,
-                      **retriever_options(retriever, fusion, weight))
+        r = build_cli_retriever(idx, retriever, fusion, weight, rerank, rerank_depth, rerank_model)
+        ans = idx.ask(question, k, retriever=r, llm=llm, sources=source)
     except (AspectragError, ValueError) as e:
         fail(str(e))
     if as_json:
@@ -191,27 +228,41 @@ def eval_beir(
                                                 "(default: a cache folder per corpus).")] = None,
     fusion: FusionOpt = None,
     weight: WeightOpt = None,
+    embedder_adapter: AdapterOpt = None,
+    rerank: RerankOpt = None,
+    rerank_depth: RerankDepthOpt = 100,
+    rerank_model: RerankModelOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, Recall@100 and MRR@10 of a retriever on a BEIR data set."""
     from aspectrag.evaluate.beir import default_eval_index, load_beir, run_retriever, score_run
-    from aspectrag.index import Index
 
     try:
         ds = load_beir(folder, split)
     except AspectragError as e:
         fail(str(e))
-    idx = Index(index or default_eval_index(folder))
-    rep = idx.ingest([str(ds.corpus)], progress=sys.stderr.isatty())
-    if rep.failed:
-        fail(f"{ds.corpus}: {rep.failed[0][1]}")
-    r = idx.retriever(retriever, **retriever_options(retriever, fusion, weight))
+    path = index or default_eval_index(folder)
+    if embedder_adapter is not None and index is None:  # one cache index per adapter
+        from aspectrag.train.adapter import adapter_id
+
+        try:
+            path = path.with_name(f"{path.name}-lora-{adapter_id(embedder_adapter).replace('@', '-')}")
+        except AspectragError as e:
+            fail(str(e))
+    idx = open_index(path, embedder_adapter)
+    try:
+        rep = idx.ingest([str(ds.corpus)], progress=sys.stderr.isatty())
+        if rep.failed:
+            fail(f"{ds.corpus}: {rep.failed[0][1]}")
+        r = build_cli_retriever(idx, retriever, fusion, weight, rerank, rerank_depth, rerank_model)
+    except (AspectragError, ValueError) as e:
+        fail(str(e))
     run = run_retriever(r, ds.queries, progress=sys.stderr.isatty())
     scores = score_run(ds.qrels, run)
     if as_json:
         print(json.dumps(scores))
         return
-    table = Table(title=f"{folder} ({split}, {len(ds.queries)} queries), retriever {retriever}")
+    table = Table(title=f"{folder} ({split}, {len(ds.queries)} queries), retriever {r.name}")
     for m in scores:
         table.add_column(m)
     table.add_row(*(f"{v:.4f}" for v in scores.values()))
@@ -219,5 +270,5 @@ def eval_beir(
 
 
 # Feature modules register their commands on import.
-for _module in ():
+for _module in ("aspectrag.cli.train", "aspectrag.cli.rerank"):
     __import__(_module)

@@ -9,6 +9,6 @@
 """
 
 from aspectrag.rerank.base import Reranker, RerankingRetriever
-from aspectrag.rerank.factory import RERANKERS, build_reranker
+from aspectrag.rerank.factory import RERANKERS, build_reranker, with_reranker
 
-__all__ = ["RERANKERS", "Reranker", "RerankingRetriever", "build_reranker"]
+__all__ = ["RERANKERS", "Reranker", "RerankingRetriever", "build_reranker", "with_reranker"]

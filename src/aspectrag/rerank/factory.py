@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aspectrag.embed.base import Embedder
 from aspectrag.embed.hf import HFEmbedder
 from aspectrag.errors import ConfigError
-from aspectrag.rerank.base import Reranker
+from aspectrag.rerank.base import Reranker, RerankingRetriever
+from aspectrag.rerank.cache import CACHE_FILE
+from aspectrag.retrieve.base import Retriever
 
 RERANKERS = ("bi-encoder", "cross-encoder", "late-interaction")
 _ALIASES = {"maxsim": "late-interaction", "colbert": "late-interaction", "ce": "cross-encoder"}
@@ -61,3 +64,44 @@ def build_reranker(
 
         return BiEncoderReranker(embedder or HFEmbedder())
     raise ValueError(f"unknown reranker {name!r}; choose one of {', '.join(RERANKERS)}")
+
+
+def with_reranker(
+    first_stage: Retriever,
+    name: str | None,
+    *,
+    depth: int = 100,
+    embedder: Embedder | None = None,
+    model_path: str | Path | None = None,
+    index_path: str | Path | None = None,
+) -> Retriever:
+    """``first_stage`` wrapped in a ``RerankingRetriever`` (unchanged when ``name`` is None):
+    what ``--rerank NAME --rerank-depth N [--rerank-model PATH]`` does on search/ask/eval.
+
+    Late interaction uses the index's token-vector cache ``<index_path>/token_vectors.sqlite``
+    when it exists (built by ``aspectrag rerank cache``; chunks missing from it are computed and
+    added), else computes candidates' token vectors on the fly.
+
+    Raises:
+        ConfigError / ValueError: see ``build_reranker``; an embedder without a tokenizer/model.
+    """
+    if name is None:
+        return first_stage
+    emb = embedder
+    if emb is not None and not isinstance(emb, HFEmbedder):
+        if _ALIASES.get(name, name) != "cross-encoder":
+            raise ConfigError(
+                f"reranker {name!r} needs a Hugging Face embedder (tokenizer + model); "
+                f"the index uses {emb.name!r}"
+            )
+        emb = None
+    cache = None
+    if index_path is not None and (Path(index_path) / CACHE_FILE).is_file():
+        cache = Path(index_path) / CACHE_FILE
+    reranker = build_reranker(
+        name,
+        embedder=emb,  # type: ignore[arg-type]
+        model_path=model_path,
+        cache_path=cache if _ALIASES.get(name, name) == "late-interaction" else None,
+    )
+    return RerankingRetriever(first_stage, reranker, depth)

@@ -1,0 +1,58 @@
+"""``aspectrag rerank cache``: precompute late-interaction token vectors of an index."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aspectrag.cli.main import AdapterOpt, IndexOpt, app, console, fail, open_index
+from aspectrag.config import default_index_path
+from aspectrag.errors import AspectragError
+
+_DEFAULT_INDEX = default_index_path()
+rerank_app = typer.Typer(no_args_is_help=True, help="Second-stage reranking utilities.")
+app.add_typer(rerank_app, name="rerank")
+
+
+@rerank_app.command("cache")
+def cache_cmd(
+    index: IndexOpt = _DEFAULT_INDEX,
+    embedder_adapter: AdapterOpt = None,
+    skip_punctuation: Annotated[
+        bool, typer.Option(help="Drop punctuation token vectors (ColBERT).")
+    ] = False,
+) -> None:
+    """Store every chunk's token vectors in <index>/token_vectors.sqlite, so that
+    ``--rerank late-interaction`` reads them instead of running the model on the candidates.
+    Only chunks that are new or changed since the last run are computed."""
+    from aspectrag.embed.hf import HFEmbedder
+    from aspectrag.rerank.cache import CACHE_FILE, TokenVectorCache
+    from aspectrag.rerank.late_interaction import LateInteractionReranker, fill_cache
+
+    idx = open_index(index, embedder_adapter)
+    emb = idx.embedder
+    if not isinstance(emb, HFEmbedder):
+        fail(f"late interaction needs a Hugging Face embedder; the index uses {emb.name!r}")
+    if not Path(index).is_dir():
+        fail(f"{index}: no index folder; run `aspectrag ingest` first")
+    try:
+        from aspectrag.ingest.pipeline import check_embedder
+
+        check_embedder(idx.store, emb)
+        reranker = LateInteractionReranker(emb, skip_punctuation=skip_punctuation)
+        path = Path(index) / CACHE_FILE
+        reranker.cache = TokenVectorCache(path, emb.name, emb.dim, reranker.cache_config)
+        t0 = time.perf_counter()
+        n = fill_cache(reranker, idx.store.iter_chunks(), show_progress=sys.stderr.isatty())
+    except AspectragError as e:
+        fail(str(e))
+    size = path.stat().st_size / 2**20
+    console.print(
+        f"{n} chunks encoded in {time.perf_counter() - t0:.1f} s; cache {path}: "
+        f"{len(reranker.cache)} chunks, {size:.0f} MiB",
+        highlight=False,
+    )

@@ -1,0 +1,113 @@
+"""``aspectrag train embedder`` (LoRA fine-tuning) and ``aspectrag train merge``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aspectrag.cli.main import app, console, fail
+from aspectrag.errors import AspectragError
+
+train_app = typer.Typer(no_args_is_help=True, help="Fine-tune the retriever (LoRA adapters).")
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("embedder")
+def train_embedder_cmd(
+    out_dir: Annotated[Path, typer.Argument(help="Adapter folder to write (new or empty).")],
+    pairs: Annotated[
+        Path | None,
+        typer.Option(help="JSONL pairs: {'query': ..., 'positive': ..., 'negatives': [...]}."),
+    ] = None,
+    beir: Annotated[
+        Path | None, typer.Option(help="BEIR folder: pairs from qrels/<split>.tsv (relevance > 0).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="BEIR qrels split used for training.")] = "train",
+    base_model: Annotated[
+        str | None, typer.Option(help="Base encoder folder (default: bundled all-MiniLM-L6-v2).")
+    ] = None,
+    r: Annotated[int, typer.Option("--r", help="LoRA rank.")] = 16,
+    alpha: Annotated[int, typer.Option(help="LoRA alpha (update scaled by alpha/r).")] = 32,
+    dropout: Annotated[float, typer.Option(help="LoRA dropout.")] = 0.1,
+    target_modules: Annotated[
+        str, typer.Option(help="Comma-separated adapted modules (BERT attention q and v).")
+    ] = "query,value",
+    lr: Annotated[
+        float, typer.Option(help="Peak learning rate (AdamW, linear warm-up/decay).")
+    ] = 1e-3,
+    epochs: Annotated[int, typer.Option(help="Passes over the pairs.")] = 3,
+    batch_size: Annotated[int, typer.Option(help="Queries per step (in-batch negatives).")] = 32,
+    max_tokens: Annotated[int, typer.Option(help="Truncation of queries/passages, tokens.")] = 256,
+    hard_negatives: Annotated[
+        int, typer.Option(help="BM25-mined hard negatives per pair (0: in-batch only).")
+    ] = 1,
+    negative_depth: Annotated[
+        int, typer.Option(help="Hard negatives are drawn from the BM25 top-N (positives excluded).")
+    ] = 20,
+    seed: Annotated[int, typer.Option(help="Random seed (LoRA init, batches, dropout).")] = 0,
+) -> None:
+    """Train a LoRA adapter of the embedding model with the multiple-negatives ranking loss.
+
+    Use it with ``--embedder-adapter OUT_DIR`` on ingest/search/ask/eval (in a new index folder),
+    or bake it in with ``aspectrag train merge``.
+    """
+    from aspectrag.train.data import add_hard_negatives, beir_pairs, load_pairs_jsonl
+    from aspectrag.train.lora import LoraSettings, train_embedder
+
+    if (pairs is None) == (beir is None):
+        fail("give exactly one of --pairs FILE or --beir DIR")
+    mods = tuple(m.strip() for m in target_modules.split(",") if m.strip())
+    settings = LoraSettings(
+        r=r, alpha=alpha, dropout=dropout, target_modules=mods, lr=lr, epochs=epochs,
+        batch_size=batch_size, max_tokens=max_tokens, seed=seed,
+    )  # fmt: skip
+    try:
+        if beir is not None:
+            data = beir_pairs(
+                beir, split, hard_negatives=hard_negatives, depth=negative_depth, seed=seed
+            )
+            source = f"beir:{beir}#{split}"
+        else:
+            assert pairs is not None
+            data = load_pairs_jsonl(pairs)
+            if hard_negatives:
+                add_hard_negatives(data, hard_negatives, depth=negative_depth, seed=seed)
+            source = f"pairs:{pairs}"
+        res = train_embedder(
+            data, out_dir, model_path=base_model, settings=settings,
+            show_progress=sys.stderr.isatty(), data_source=source,
+        )  # fmt: skip
+    except AspectragError as e:
+        fail(str(e))
+    console.print(
+        f"adapter written to {res.adapter_dir} ({res.adapter_bytes / 1024:.0f} KiB, "
+        f"{res.trainable_params} trainable parameters); {len(res.losses)} steps in "
+        f"{res.seconds:.0f} s; loss {res.losses[0]:.4f} -> {res.losses[-1]:.4f}; "
+        f"curve: {res.adapter_dir / 'loss_curve.png'}",
+        highlight=False,
+    )
+
+
+@train_app.command("merge")
+def merge_cmd(
+    adapter: Annotated[Path, typer.Argument(help="Adapter folder (aspectrag train embedder).")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the merged model (new or empty).")],
+    base_model: Annotated[
+        str | None, typer.Option(help="Base model folder (default: the one the adapter records).")
+    ] = None,
+) -> None:
+    """Merge an adapter into its base model: a plain model folder, no peft needed to use it."""
+    from aspectrag.train.adapter import merge_adapter
+
+    try:
+        out = merge_adapter(adapter, out_dir, base_model_path=base_model)
+    except AspectragError as e:
+        fail(str(e))
+    console.print(
+        f"merged model written to {out}; use it as the embedder model path "
+        "(ASPECTRAG_EMBEDDER) in a new index folder",
+        highlight=False,
+    )
