@@ -12,6 +12,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pypdf
@@ -123,6 +124,18 @@ def reflow(page_text: str, vocab: set[str] | None = None) -> str:
     return "\n\n".join(paragraphs)
 
 
+@contextmanager
+def _quiet_pypdf() -> Iterator[None]:
+    """Silence pypdf's own warnings (they do not name the file); our errors do."""
+    pypdf_log = logging.getLogger("pypdf")
+    level = pypdf_log.level
+    pypdf_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        pypdf_log.setLevel(level)
+
+
 def _title(reader: pypdf.PdfReader, fallback: str) -> str:
     try:
         title = (reader.metadata.title if reader.metadata else None) or ""
@@ -153,6 +166,11 @@ def parse_pdf(raw: bytes, *, source: str, doc_id: str, fallback_title: str) -> D
     """
     if b"%PDF-" not in raw[:1024]:
         raise LoadError(source, "not a PDF file (no %PDF- header)")
+    with _quiet_pypdf():
+        return _parse_pdf(raw, source=source, doc_id=doc_id, fallback_title=fallback_title)
+
+
+def _parse_pdf(raw: bytes, *, source: str, doc_id: str, fallback_title: str) -> Document:
     try:
         reader = pypdf.PdfReader(io.BytesIO(raw))
         if reader.is_encrypted:
