@@ -93,6 +93,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients that give up (timeouts, size limits) leave broken pipes behind
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     routes = {
@@ -112,8 +119,7 @@ def server() -> Iterator[str]:
     if agent.is_file():
         routes["/posts/agent/"] = (200, "text/html", agent.read_bytes())
     _Handler.routes = routes
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
+    httpd = _QuietServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"

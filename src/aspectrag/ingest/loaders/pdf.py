@@ -124,6 +124,14 @@ def reflow(page_text: str, vocab: set[str] | None = None) -> str:
     return "\n\n".join(paragraphs)
 
 
+def page_separator(previous: str, following: str) -> str:
+    """``" "`` when a sentence runs on from one page to the next (the previous page does not end
+    with . ? ! : and the next one starts with a lower-case letter), else ``"\\n\\n"``."""
+    if previous[-1] not in ".?!:" and following[0].islower():
+        return " "
+    return "\n\n"
+
+
 @contextmanager
 def _quiet_pypdf() -> Iterator[None]:
     """Silence pypdf's own warnings (they do not name the file); our errors do."""
@@ -156,7 +164,8 @@ def parse_pdf(raw: bytes, *, source: str, doc_id: str, fallback_title: str) -> D
         fallback_title: used when the PDF's metadata has no usable title.
 
     Returns:
-        A ``Document`` whose ``text`` is the pages' text separated by ``"\\n\\n"``, with one
+        A ``Document`` whose ``text`` is the pages' text separated by ``"\\n\\n"`` (``" "`` where
+        a sentence runs on to the next page, see ``page_separator``), with one
         ``Section(page=n)`` (1-based) per page that has text; ``metadata["pages"]`` is the page
         count and ``metadata["pages_failed"]`` lists pages whose text could not be extracted.
 
@@ -207,7 +216,9 @@ def _parse_pdf(raw: bytes, *, source: str, doc_id: str, fallback_title: str) -> 
         if not page_text:
             continue
         if parts:
-            pos += 2  # the "\n\n" between pages
+            sep = page_separator(parts[-1], page_text)
+            parts.append(sep)
+            pos += len(sep)
         sections.append(Section(start=pos, end=pos + len(page_text), page=number))
         parts.append(page_text)
         pos += len(page_text)
@@ -220,7 +231,7 @@ def _parse_pdf(raw: bytes, *, source: str, doc_id: str, fallback_title: str) -> 
         doc_id=doc_id,
         source=source,
         title=_title(reader, fallback_title),
-        text="\n\n".join(parts),
+        text="".join(parts),
         sections=sections,
         fingerprint=fingerprint(raw),
         metadata={"format": "pdf", "pages": len(pages), "pages_failed": failed},
