@@ -110,6 +110,12 @@ def server() -> Iterator[str]:
         "/image.png": (200, "image/png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100),
         "/error": (500, "text/plain", b"boom"),
         "/empty.html": (200, "text/html", b""),
+        # no <meta charset>: only the HTTP header says how to decode
+        "/latin1.html": (
+            200,
+            "text/html; charset=windows-1252",
+            PAGE.replace("combines a", "combines \u2014 na\xefvely \u2014 a").encode("cp1252"),
+        ),
     }
     pdf = shared_data() / "aragog" / "papers" / "distilbert.pdf"
     if pdf.is_file():
@@ -145,6 +151,11 @@ def test_html_page(server):
     for junk in ("tracker", "Archive", "Copyright", "Footer"):
         assert junk not in doc.text
     assert doc.metadata["content_type"] == "text/html" and doc.metadata["url"] == url
+
+
+def test_html_charset_from_http_header(server):
+    (doc,) = load(f"{server}/latin1.html")
+    assert "combines — naïvely — a retriever" in doc.text
 
 
 def test_real_blog_post_over_http(server):

@@ -118,13 +118,18 @@ def _blocks(el: etree._Element) -> Iterator[tuple[str, str]]:
                 yield "text", text
 
 
-def parse_html(raw: bytes, *, source: str, doc_id: str, fallback_title: str) -> Document:
+def parse_html(
+    raw: bytes, *, source: str, doc_id: str, fallback_title: str, charset: str | None = None
+) -> Document:
     """Extract the main content of an HTML page.
 
     Args:
-        raw: page bytes (encoding detected by trafilatura from the bytes / ``<meta charset>``).
+        raw: page bytes.
         source, doc_id: copied into the document.
         fallback_title: used when the page has no title.
+        charset: encoding declared by the server (HTTP ``Content-Type``); without it, or when
+            the bytes do not decode with it, trafilatura detects the encoding from the bytes and
+            the ``<meta charset>``.
 
     Returns:
         A ``Document`` whose ``text`` holds the headings and blocks separated by ``"\\n\\n"`` and
@@ -134,8 +139,14 @@ def parse_html(raw: bytes, *, source: str, doc_id: str, fallback_title: str) -> 
         LoadError: binary bytes, or no main content found.
     """
     check_not_binary(source, raw)
+    markup: bytes | str = raw
+    if charset:
+        try:
+            markup = raw.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            markup = raw
     try:
-        tree = load_html(raw)
+        tree = load_html(markup)
         if tree is None:
             raise LoadError(source, "not parseable as HTML")
         _unwrap_broken_figures(tree)

@@ -91,7 +91,9 @@ class UrlLoader:
             raise LoadError(source, "empty response body")
         fallback_title = _url_title(final_url)
         if kind == "html":
-            doc = parse_html(raw, source=source, doc_id=source, fallback_title=fallback_title)
+            doc = parse_html(
+                raw, source=source, doc_id=source, fallback_title=fallback_title, charset=charset
+            )
         elif kind == "pdf":
             doc = parse_pdf(raw, source=source, doc_id=source, fallback_title=fallback_title)
         else:
