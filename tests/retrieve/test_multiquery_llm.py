@@ -18,10 +18,31 @@ from aspectrag.errors import ConfigError
 from aspectrag.retrieve.multiquery import MultiQueryRetriever
 from aspectrag.retrieve.query_gen.base import SubQuery
 from aspectrag.retrieve.query_gen.llm import HFQueryGenerator, OpenAIQueryGenerator
-
-from .test_multiquery import TableRetriever
+from aspectrag.types import Chunk, Hit
 
 QUESTION = "What are the approaches to Task Decomposition?"
+
+
+class TableRetriever:
+    """Base retriever with fixed rankings per query; records its batch calls."""
+
+    name = "table"
+
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table, self.calls = table, []  # type: ignore[var-annotated]
+
+    def retrieve(self, query: str, k: int = 10, sources: Any = None) -> list[Hit]:
+        return self.retrieve_batch([query], k, sources)[0]
+
+    def retrieve_batch(self, queries: Any, k: int = 10, sources: Any = None) -> list[list[Hit]]:
+        self.calls.append(list(queries))
+        return [
+            [
+                Hit(Chunk(c, c, c, "", 0, c, 0, 1), 1.0, r)
+                for r, c in enumerate(self.table.get(q, [])[:k], 1)
+            ]
+            for q in queries
+        ]
 
 
 class _Server:
