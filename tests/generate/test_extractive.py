@@ -94,3 +94,20 @@ def test_real_embedder_ranks_the_enumeration_first(embedder) -> None:  # type: i
     )
     lines = a.answer.splitlines()
     assert any(line.startswith("- Task decomposition can be done (1)") for line in lines[1:3])
+
+
+def test_sentence_announcing_a_list_gets_its_continuation() -> None:
+    chunk = (
+        "We evaluate two pre-training objectives of the masked encoder model here:\n"
+        "No NSP: a bidirectional model trained with the masked LM but without next sentence prediction.\n"
+        "LTR: a left-to-right model trained with a standard language model objective.\n"
+        "Unrelated closing remark about hardware budgets and compute clusters in general."
+    )
+    g = ExtractiveGenerator(BagOfWordsEmbedder(), max_sentences=1)
+    ev = g.select(
+        "Which pre-training objectives are evaluated for the encoder model?", make_hits([chunk])
+    )
+    assert len(ev) == 1
+    assert ev[0].text.startswith("We evaluate two pre-training objectives")
+    assert "No NSP: a bidirectional model" in ev[0].text and "LTR: a left-to-right" in ev[0].text
+    assert "Unrelated" not in ev[0].text

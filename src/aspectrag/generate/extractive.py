@@ -17,6 +17,10 @@ from aspectrag.types import Answer, Citation, Hit
 
 log = logging.getLogger("aspectrag.generate")
 
+_ANNOUNCES = re.compile(r"(:|\bas follows[.:]?|\bthe following[^.]{0,40}[.:]?)[\"'”’)\]]*$", re.I)
+
+_LABELLED = re.compile(r"^(?:[-*•]\s|\(?\w{1,3}[.)]\s|[\w&+#() -]{1,30}:\s)")
+
 EXTRACTIVE_HEADER = (
     "Extractive answer (no LLM configured): the retrieved sentences that best match the question."
 )
@@ -46,7 +50,10 @@ class ExtractiveGenerator:
     similarity to the question plus a retrieval-rank prior ``rank_weight / rank`` of its hit.
     Sentences are taken best first, skipping near-duplicates (cosine > ``dedup_threshold``
     to one already taken), until ``max_sentences`` are taken or the score falls more than
-    ``margin`` below the best one; sentences with cosine below ``min_cosine`` are never used. Cost: one ``embedder.encode`` call over all sentences of
+    ``margin`` below the best one. A taken sentence that announces what follows (ends with
+    ":", "as follows", "the following") gets the next sentences of its chunk appended, since
+    the answer is usually there ("...two pre-training objectives...: No NSP: ... masked LM
+    ..."). Sentences with cosine below ``min_cosine`` are never used. Cost: one ``embedder.encode`` call over all sentences of
     the hits (a few hundred sentences for k=10 chunks of 256 tokens).
 
     Args:
@@ -57,6 +64,8 @@ class ExtractiveGenerator:
         rank_weight: weight of the retrieval-rank prior (score += rank_weight / rank).
         margin: sentences scoring below ``best - margin`` are not used.
         min_cosine: sentences less similar than this to the question are never evidence.
+        continuation_chars: most characters appended to a sentence that announces what
+            follows (ends in ":", or "as follows", "the following").
     """
 
     name = "extractive"
@@ -71,6 +80,7 @@ class ExtractiveGenerator:
         rank_weight: float = 0.1,
         margin: float = 0.25,
         min_cosine: float = 0.15,
+        continuation_chars: int = 400,
     ) -> None:
         self.embedder = embedder
         self.max_sentences = max_sentences
@@ -79,6 +89,7 @@ class ExtractiveGenerator:
         self.rank_weight = rank_weight
         self.margin = margin
         self.min_cosine = min_cosine
+        self.continuation_chars = continuation_chars
 
     def candidates(self, hits: Sequence[Hit]) -> list[Evidence]:
         """All usable sentences of ``hits`` (unscored), in hit order; ``n`` is the hit index."""
@@ -113,19 +124,39 @@ class ExtractiveGenerator:
         order = np.argsort(-score, kind="stable")
         best = float(score[order[0]])
         taken: list[int] = []
+        covered: set[tuple[int, int]] = set()  # (n, position) already shown as a continuation
+        out: list[Evidence] = []
         for i in order:
+            c = cands[i]
             if len(taken) >= self.max_sentences or float(score[i]) < best - self.margin:
                 break
-            if cos[i] < self.min_cosine:
+            if cos[i] < self.min_cosine or (c.n, c.position) in covered:
                 continue
             if taken and float(np.max(emb[taken] @ emb[i])) > self.dedup_threshold:
                 continue
             taken.append(int(i))
-        return [
-            Evidence(c.text, c.n, c.position, float(cos[i]), float(score[i]))
-            for i in taken
-            for c in [cands[i]]
-        ]
+            text, used = self._continue(c, hits[c.n - 1])
+            covered.update((c.n, p) for p in used)
+            out.append(Evidence(text, c.n, c.position, float(cos[i]), float(score[i])))
+        return out
+
+    def _continue(self, ev: Evidence, hit: Hit) -> tuple[str, list[int]]:
+        """A sentence that announces what follows ("...as BERT-base:", "...as follows.") is
+        incomplete alone: append the next sentences of its chunk, up to ``continuation_chars``
+        characters. Returns the text and the positions of the sentences appended."""
+        if not _ANNOUNCES.search(ev.text):
+            return ev.text, []
+        sents = split_sentences(hit.chunk.text)
+        text, used = ev.text, []
+        for s in sents[ev.position + 1 :]:
+            # After the first sentence, go on only while the items look alike ("Label: ...").
+            if used and not _LABELLED.match(s.text):
+                break
+            if used and len(text) + len(s.text) > len(ev.text) + self.continuation_chars:
+                break
+            text = f"{text} {s.text}"
+            used.append(s.position)
+        return text, used
 
     def generate(self, question: str, hits: Sequence[Hit]) -> Answer:
         """Extractive answer: a header line saying so, then one evidence sentence per line,
