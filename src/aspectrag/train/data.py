@@ -148,14 +148,15 @@ def beir_pairs(
     """One pair per judged-relevant (query, document) of a BEIR split (relevance > 0).
 
     With ``hard_negatives`` > 0, that many negatives per pair are drawn (seeded) from the query's
-    BM25 top-``depth`` over the whole corpus, excluding every document judged relevant to it.
+    BM25 top-``depth`` over the whole corpus, excluding every document judged relevant to it
+    (to any query with the same text) and documents with the same text as one of those.
 
     Raises:
         ConfigError: see ``read_beir``; a qrels query or document id not in the corpus/queries.
     """
     data = read_beir(beir_dir, split)
     pairs: list[TrainPair] = []
-    positives: list[set[str]] = []
+    by_text: dict[str, set[str]] = defaultdict(set)  # query text -> relevant ids (texts repeat)
     for qid, docs in data.qrels.items():
         if qid not in data.queries:
             raise ConfigError(
@@ -168,12 +169,18 @@ def beir_pairs(
                     f"{beir_dir}/qrels/{split}.tsv: corpus id {did!r} not in corpus.jsonl"
                 )
             pairs.append(TrainPair(data.queries[qid], passage_text(*data.corpus[did])))
-            positives.append(rel)
+            by_text[data.queries[qid]] |= rel
     if hard_negatives > 0:
         ids = list(data.corpus)
         texts = [passage_text(*data.corpus[i]) for i in ids]
-        index = {d: i for i, d in enumerate(ids)}
-        pos_idx = [{index[d] for d in rel} for rel in positives]
+        # exclude the positives and any document with the same text (corpora hold duplicates)
+        same_text: dict[str, set[int]] = defaultdict(set)
+        for i, t in enumerate(texts):
+            same_text[t].add(i)
+        pos_idx = [
+            set().union(*(same_text[passage_text(*data.corpus[d])] for d in rel))
+            for rel in (by_text[p.query] for p in pairs)
+        ]
         mined = mine_hard_negatives(
             [p.query for p in pairs], texts, pos_idx, hard_negatives, depth, seed
         )

@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,13 +65,15 @@ class LoraSettings:
 
 @dataclass(slots=True)
 class TrainResult:
-    """What ``train_embedder`` did: adapter folder, per-step losses, seconds, sizes."""
+    """What ``train_embedder`` did: adapter folder, per-step losses, seconds, sizes, and the
+    trained ``peft.PeftModel`` (eval mode, adapter not merged)."""
 
     adapter_dir: Path
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     trainable_params: int = 0
     adapter_bytes: int = 0
+    model: Any = None
 
 
 def seed_everything(seed: int) -> None:
@@ -245,7 +248,8 @@ def train_embedder(
     model.save_pretrained(str(out))
     _fix_base_path(out, base.model_path)
     weights = out / "adapter_model.safetensors"
-    result = TrainResult(out, losses, seconds, n_trainable, weights.stat().st_size)
+    model.eval()
+    result = TrainResult(out, losses, seconds, n_trainable, weights.stat().st_size, model)
     settings_d = asdict(s)
     settings_d["target_modules"] = list(s.target_modules)
     meta = {
