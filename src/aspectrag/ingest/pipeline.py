@@ -50,11 +50,14 @@ class IngestReport:
 
 def make_splitter(embedder: Embedder, config: ChunkingConfig | None = None) -> Splitter:
     """Recursive character splitter whose sizes are counted in the embedder's tokens."""
+    from aspectrag.ingest.length import TokenLength
     from aspectrag.ingest.splitter import RecursiveCharacterSplitter
 
     config = config or ChunkingConfig()
+    tokenizer = getattr(embedder, "tokenizer", None)
+    length = TokenLength(tokenizer) if tokenizer is not None else embedder.count_tokens
     return RecursiveCharacterSplitter(config.chunk_size, config.chunk_overlap,
-                                      length_function=embedder.count_tokens)
+                                      length_function=length)
 
 
 def check_embedder(store: Store, embedder: Embedder) -> None:
@@ -125,9 +128,13 @@ def ingest(
             bar.advance()
 
     total = sum(len(c) for _, c, _ in pending)
+    from aspectrag.retrieve.heads import HeadStatsTracker
+
+    heads = HeadStatsTracker(store, embedder)  # multi-head statistics, kept exact (MRAG)
     with store.writer() as w, _bar(progress, "embedding", total, "chunk") as bar:
         if pending and store.get_meta("embedder") is None:
             store.set_meta("embedder", embedder.name)
+        heads.removing([doc.source for doc, _, is_update in pending if is_update])
         i = 0
         while i < len(pending):
             group, n = [], 0
@@ -139,6 +146,7 @@ def ingest(
             te = time.perf_counter()
             vectors = embedder.encode(texts, kind="document")
             report.embed_seconds += time.perf_counter() - te
+            heads.added(vectors)
             off = 0
             for doc, chunks, is_update in group:
                 sl = slice(off, off + len(chunks))
@@ -148,6 +156,7 @@ def ingest(
                 report.updated += is_update
                 report.added += not is_update
             bar.advance(n)
+        heads.save()
     if pending:
         _refresh(store)
     report.seconds = time.perf_counter() - t0
@@ -163,9 +172,14 @@ def remove(store: Store, source: str) -> int:
                if s == source or s.startswith(source.rstrip("/") + "/") or s.startswith(source + "#")]
     if not targets:
         return 0
+    from aspectrag.retrieve.heads import HeadStatsTracker
+
+    heads = HeadStatsTracker(store)
     with store.writer() as w:
+        heads.removing(targets)
         for s in targets:
             w.delete(s)
+        heads.save()
     _refresh(store)
     return len(targets)
 
