@@ -32,7 +32,8 @@ class CrossEncoderReranker:
     Args:
         model_path: local folder with the model and its tokenizer.
         batch_size: pairs per forward pass.
-        max_tokens: pair length limit in tokens (default: the tokenizer's, at most 512); the
+        max_tokens: pair length limit in tokens (default: the tokenizer's and the model's
+            position limit, at most 512); the
             chunk side is truncated first.
         device: torch device string.
 
@@ -84,7 +85,12 @@ class CrossEncoderReranker:
     def max_tokens(self) -> int:
         if self._max_tokens is not None:
             return self._max_tokens
-        return min(int(getattr(self.tokenizer, "model_max_length", 512) or 512), 512)
+        limits = [
+            512,
+            int(getattr(self.tokenizer, "model_max_length", 512) or 512),
+            int(getattr(self.model.config, "max_position_embeddings", 512) or 512),
+        ]
+        return min(limits)
 
     def score(self, query: str, chunks: Sequence[Chunk]) -> np.ndarray:
         """Relevance score per chunk: float32 (len(chunks),)."""
