@@ -72,7 +72,10 @@ class Index:
             return self._embedder
         from aspectrag.embed.factory import build_embedder
 
-        return build_embedder(recorded=self.store.get_meta("embedder"))
+        heads = None  # an existing index keeps its layout (with or without per-head vectors)
+        if self.store.stats()["chunks"]:
+            heads = self.store.get_meta("multihead.config") is not None
+        return build_embedder(recorded=self.store.get_meta("embedder"), heads=heads)
 
     def ingest(self, sources: Sequence[str | Path], *, glob: str | None = None,
                progress: bool = False) -> IngestReport:

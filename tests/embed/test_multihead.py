@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from aspectrag.embed.multihead import (
-    HEAD_NORM_SPACE,
     MultiHeadConfig,
     MultiHeadEmbedder,
-    fit_centre,
     group_heads,
+    head_queries,
+    pack_heads,
+    unpack_heads,
 )
 from aspectrag.errors import ConfigError
 
@@ -181,34 +182,54 @@ def test_bert_dense_matches_hf_embedder(tiny_bert: str) -> None:
     assert emb.name == plain.name
 
 
-def test_encode_spaces_groups_and_centring(tiny_bert: str) -> None:
+def test_encode_spaces_groups_and_split(tiny_bert: str) -> None:
     emb = MultiHeadEmbedder(tiny_bert, pooling="mean", batch_size=2)
     _, raw = emb.encode_raw(TEXTS)
     raw = raw[(-1, "mean")]
     out = emb.encode(TEXTS)
-    assert sorted(out) == sorted(["dense", "head0", "head1", "head2", "head3", HEAD_NORM_SPACE])
+    assert sorted(out) == ["dense", "head0", "head1", "head2", "head3"]
     for i in range(4):
-        np.testing.assert_allclose(np.linalg.norm(out[f"head{i}"], axis=1), 1.0, atol=1e-5)
-        np.testing.assert_allclose(
-            out[f"head{i}"] * out[HEAD_NORM_SPACE][:, i : i + 1], raw[:, i], atol=1e-5
-        )
+        x = out[f"head{i}"]
+        assert x.shape == (len(TEXTS), 9) and x.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(x[:, :8], axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(1 / x[:, 8], np.linalg.norm(raw[:, i], axis=1), rtol=1e-5)
+        np.testing.assert_allclose(unpack_heads(x), raw[:, i], rtol=1e-4, atol=1e-6)
 
-    centre = fit_centre(raw, groups=2)
-    emb2 = MultiHeadEmbedder(tiny_bert, pooling="mean", groups=2, centre=centre, batch_size=2)
+    emb2 = MultiHeadEmbedder(tiny_bert, pooling="mean", groups=2, split=True, batch_size=2)
     out2 = emb2.encode(TEXTS)
-    assert sorted(out2) == ["dense", "head0", "head1", HEAD_NORM_SPACE]
-    grouped = (raw[:, 0:2].mean(1) - centre[0], raw[:, 2:4].mean(1) - centre[1])
-    for g in range(2):
-        want = grouped[g] / np.linalg.norm(grouped[g], axis=1, keepdims=True)
-        np.testing.assert_allclose(out2[f"head{g}"], want, atol=1e-5)
-    # centred on these very texts: the centred vectors average to zero
-    np.testing.assert_allclose((out2["head0"] * out2[HEAD_NORM_SPACE][:, :1]).mean(0), 0, atol=1e-5)
+    assert sorted(out2) == ["dense", "head0", "head1"] + [f"split{i}" for i in range(4)]
+    np.testing.assert_allclose(unpack_heads(out2["head1"]), raw[:, 2:4].mean(1), atol=1e-5)
+    seg = out2["dense"][:, 8:16]
+    np.testing.assert_allclose(
+        out2["split1"], seg / np.linalg.norm(seg, axis=1, keepdims=True), atol=1e-6
+    )
 
     # the config round-trips through the index meta and reproduces the vectors
     cfg = MultiHeadConfig.from_json(emb2.config.to_json())
     emb3 = MultiHeadEmbedder(tiny_bert, batch_size=2)
     emb3.apply_config(cfg)
     np.testing.assert_allclose(emb3.encode(TEXTS)["head1"], out2["head1"], atol=1e-6)
+
+
+def test_head_queries_give_cosine_and_centred_cosine() -> None:
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(50, 3, 8)).astype(np.float32) + 2.0  # shared offset, like real heads
+    q = rng.normal(size=(4, 3, 8)).astype(np.float32) + 2.0
+    stored = pack_heads(v)
+    mu = v.mean(0)
+    plain, centred = head_queries(q), head_queries(q, mu)
+    for g in range(3):
+        cos = (q[:, g] @ v[:, g].T) / np.outer(
+            np.linalg.norm(q[:, g], axis=1), np.linalg.norm(v[:, g], axis=1)
+        )
+        np.testing.assert_allclose(plain[:, g] @ stored[:, g].T, cos, atol=1e-5)
+        c = q[:, g] - mu[g]
+        want = (c @ (v[:, g] - mu[g]).T) / np.outer(
+            np.linalg.norm(c, axis=1), np.linalg.norm(v[:, g], axis=1)
+        )
+        np.testing.assert_allclose(centred[:, g] @ stored[:, g].T, want, atol=1e-5)
+        # centring changes the ranking (the shared offset dominates the plain cosine)
+        assert not np.array_equal(np.argsort(cos[0]), np.argsort(want[0]))
 
 
 def test_group_heads_and_errors(tiny_bert: str) -> None:

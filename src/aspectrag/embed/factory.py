@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import os
+
 from aspectrag.embed.base import Embedder
 
 
-def build_embedder(model_path: str | None = None, *, recorded: str | None = None) -> Embedder:
+def heads_enabled() -> bool:
+    """Per-head vectors at ingest (Multi-Head RAG): on unless ``ASPECTRAG_HEADS=0``."""
+    return os.environ.get("ASPECTRAG_HEADS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def build_embedder(
+    model_path: str | None = None, *, recorded: str | None = None, heads: bool | None = None
+) -> Embedder:
     """The embedder for ``model_path`` (default: bundled all-MiniLM-L6-v2).
 
     ``recorded`` is the embedder name stored in an existing index; it is used to pick the same
-    kind of embedder (e.g. multi-head) when reopening the index.
+    kind of embedder (e.g. multi-head) when reopening the index. ``heads`` (default
+    :func:`heads_enabled`) selects the :class:`~aspectrag.embed.multihead.MultiHeadEmbedder`,
+    which adds one vector space per attention head to the standard one (same ``name``).
     """
+    if heads if heads is not None else heads_enabled():
+        from aspectrag.embed.multihead import MultiHeadEmbedder
+
+        return MultiHeadEmbedder(model_path)
     from aspectrag.embed.hf import HFEmbedder
 
     return HFEmbedder(model_path)

@@ -11,11 +11,19 @@ default, CLS or last token as settings). Both come out of ONE forward pass.
 Named vector spaces returned by :meth:`MultiHeadEmbedder.encode` (see ``embed/base.py``):
 
 - ``"dense"``: the model's standard sentence embedding, L2-normalised, shape ``(n, d)``;
-- ``"head0"`` ... ``"head{G-1}"``: per-head (or per-group) vectors, optionally centred, then
-  L2-normalised so that inner-product search is cosine search (as in the paper's reference
-  code, which searches each head with cosine distance), shape ``(n, d_head)`` each;
-- ``"headnorm"``: the L2 norm of every head vector *before* normalisation (after centring),
-  shape ``(n, G)``; it is what the head-importance term a_i needs (``retrieve/heads.py``).
+- ``"head0"`` ... ``"head{G-1}"``: one space per head (or head group), shape ``(n, d_head + 1)``,
+  holding ``[v / |v|, 1 / |v|]`` for the pooled head vector ``v``.
+
+Why the extra component: searching a head with a query ``[q, 0]`` ranks by cosine (the paper's
+reference code searches each head with cosine distance), and searching it with
+``[q - mu, -(q - mu) . mu]`` ranks by ``(q - mu) . (v - mu) / |v|``, i.e. by *centred* vectors
+with the corpus mean ``mu`` chosen at query time. Centring each head (removing the large
+component all vectors of a head share) is what makes MiniLM's heads useful for retrieval
+(measured in ``benchmarks/mrag_explore.py``), and the corpus mean changes as documents come
+and go: this layout lets the retriever always use the current, exactly maintained mean
+(``retrieve/heads.py``) without re-writing stored vectors. Dividing by ``|v|`` rather than
+``|v - mu|`` measured the same retrieval quality on the MRAG Wikipedia set. The raw vector is
+recoverable as ``v = x[:d_head] / x[d_head]`` (:func:`unpack_heads`).
 """
 
 from __future__ import annotations
@@ -36,7 +44,6 @@ log = logging.getLogger("aspectrag.embed")
 
 Pooling = Literal["mean", "cls", "last"]
 POOLINGS: tuple[str, ...] = ("mean", "cls", "last")
-HEAD_NORM_SPACE = "headnorm"
 META_KEY = "multihead.config"
 """Index meta key under which :meth:`MultiHeadConfig.to_json` is recorded."""
 
@@ -58,16 +65,13 @@ class MultiHeadConfig:
         head_dim: size d_head of one head vector.
         groups: number G of head groups stored (G = H: one space per head; G < H: adjacent
             heads averaged, after grouped-query attention, Ainslie et al. 2023).
-        centre: per-head corpus mean subtracted before normalisation, as nested lists
-            ``(G, d_head)``, or None when centring is off.
     """
 
     layer: int = -1
-    pooling: str = "mean"
+    pooling: str = "cls"
     heads: int = 12
     head_dim: int = 32
     groups: int = 12
-    centre: list[list[float]] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -150,11 +154,44 @@ def group_heads(heads: np.ndarray, groups: int) -> np.ndarray:
     return heads.reshape(n, groups, h // groups, dh).mean(axis=2, dtype=np.float32)
 
 
-def normalise_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """L2-normalise the last axis; returns ``(unit vectors float32, norms float32)``."""
-    norms = np.linalg.norm(x, axis=-1).astype(np.float32)
-    unit = (x / np.maximum(norms, 1e-12)[..., None]).astype(np.float32)
-    return unit, norms
+def split_space(i: int) -> str:
+    """Name of segment ``i`` of the standard embedding (Split RAG baseline): ``"split{i}"``."""
+    return f"split{i}"
+
+
+MIN_NORM = 1e-6
+"""Head vectors shorter than this are treated as having this norm (avoids 1/0)."""
+
+
+def pack_heads(v: np.ndarray) -> np.ndarray:
+    """Raw head vectors ``(n, G, dh)`` -> stored layout ``(n, G, dh + 1)`` float32:
+    ``[v / |v|, 1 / |v|]`` (see the module doc)."""
+    norms = np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), MIN_NORM)
+    return np.concatenate([v / norms, 1.0 / norms], axis=-1).astype(np.float32)
+
+
+def unpack_heads(x: np.ndarray) -> np.ndarray:
+    """Stored layout ``(..., dh + 1)`` -> raw head vectors ``(..., dh)`` float32."""
+    return (x[..., :-1] / x[..., -1:]).astype(np.float32)
+
+
+def head_queries(q: np.ndarray, centre: np.ndarray | None = None) -> np.ndarray:
+    """Raw query head vectors ``(n, G, dh)`` -> search vectors ``(n, G, dh + 1)`` float32.
+
+    Without ``centre``: ``[q / |q|, 0]``, whose inner product with a stored vector is the
+    cosine. With ``centre`` ``mu`` ``(G, dh)``: ``[c, -c . mu] / |c|`` with ``c = q - mu``, whose
+    inner product with ``[v / |v|, 1 / |v|]`` is ``c . (v - mu) / (|c| |v|)`` (centred cosine,
+    normalised by the stored vector's raw norm).
+    """
+    q = np.asarray(q, dtype=np.float64)
+    if centre is None:
+        c, last = q, np.zeros(q.shape[:-1] + (1,))
+    else:
+        mu = np.asarray(centre, dtype=np.float64)[None]
+        c = q - mu
+        last = -(c * mu).sum(-1, keepdims=True)
+    norms = np.maximum(np.linalg.norm(c, axis=-1, keepdims=True), MIN_NORM)
+    return (np.concatenate([c, last], axis=-1) / norms).astype(np.float32)
 
 
 class MultiHeadEmbedder(HFEmbedder):
@@ -162,17 +199,19 @@ class MultiHeadEmbedder(HFEmbedder):
 
     A forward pre-hook on the attention output projection of block ``layer`` captures its
     input, the concatenation of the H head contexts ``(B, L, H * d_head)``; each head is pooled
-    over tokens, grouped (``groups``), centred (``centre``) and L2-normalised.
+    over tokens, grouped (``groups``) and stored as ``[v / |v|, 1 / |v|]`` (module doc).
 
     Args:
         model_path: Hugging Face model folder (default: the bundled all-MiniLM-L6-v2).
-        pooling: per-head pooling (``"mean"``, ``"cls"``, ``"last"``); default ``"mean"`` for
-            encoders and ``"last"`` for decoders.
-        dense_pooling: pooling of the standard embedding (last hidden state); same default.
+        pooling: per-head pooling (``"mean"``, ``"cls"``, ``"last"``); default ``"cls"`` for
+            encoders (best measured on MRAG Wikipedia with MiniLM, see
+            ``benchmarks/mrag_explore.py``) and ``"last"`` for decoders (the paper's choice).
+        dense_pooling: pooling of the standard embedding (last hidden state); default
+            ``"mean"`` for encoders (Sentence-BERT) and ``"last"`` for decoders.
         layer: block index (default -1: the last block, as in the paper).
         groups: number of head groups G stored (default: H, one space per head).
-        centre: per-group mean to subtract, float32 ``(G, d_head)``, or None (no centring).
-            Set it from an index with :meth:`apply_config`; fit it with :func:`fit_centre`.
+        split: also emit ``"split0".."split{H-1}"``: the standard embedding cut into H equal
+            segments, each L2-normalised (the paper's Split RAG baseline; off by default).
         batch_size, max_tokens, device, hf_options: as for :class:`HFEmbedder` (e.g. a LoRA
             ``adapter``).
 
@@ -190,7 +229,7 @@ class MultiHeadEmbedder(HFEmbedder):
         dense_pooling: str | None = None,
         layer: int = -1,
         groups: int | None = None,
-        centre: np.ndarray | None = None,
+        split: bool = False,
         batch_size: int = 32,
         max_tokens: int | None = None,
         device: str = "cpu",
@@ -206,7 +245,7 @@ class MultiHeadEmbedder(HFEmbedder):
         self._dense_pooling = dense_pooling
         self.layer = layer
         self._groups = groups
-        self.centre = None if centre is None else np.asarray(centre, dtype=np.float32)
+        self.split = split
 
     @property  # type: ignore[override]
     def name(self) -> str:
@@ -236,7 +275,7 @@ class MultiHeadEmbedder(HFEmbedder):
 
     @property
     def pooling(self) -> str:
-        return self._pooling or ("last" if self.family == "decoder" else "mean")
+        return self._pooling or ("last" if self.family == "decoder" else "cls")
 
     @property
     def dense_pooling(self) -> str:
@@ -256,7 +295,6 @@ class MultiHeadEmbedder(HFEmbedder):
             heads=self.num_heads,
             head_dim=self.head_dim,
             groups=self.groups,
-            centre=None if self.centre is None else self.centre.tolist(),
         )
 
     def apply_config(self, cfg: MultiHeadConfig) -> None:
@@ -270,7 +308,6 @@ class MultiHeadEmbedder(HFEmbedder):
                 f"{self.num_heads}x{self.head_dim}: use the embedder the index was built with"
             )
         self.layer, self._pooling, self._groups = cfg.layer, cfg.pooling, cfg.groups
-        self.centre = None if cfg.centre is None else np.asarray(cfg.centre, dtype=np.float32)
 
     # -- encoding ------------------------------------------------------------------------------
     def encode_raw(
@@ -335,40 +372,32 @@ class MultiHeadEmbedder(HFEmbedder):
                 progress.close()
         return dense, heads
 
-    def head_vectors(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Raw ``(n, H, dh)`` head contexts -> grouped, centred ``(n, G, dh)`` unit vectors and
-        their pre-normalisation norms ``(n, G)`` (both float32)."""
-        x = group_heads(raw, self.groups)
-        if self.centre is not None:
-            if self.centre.shape != x.shape[1:]:
-                raise ConfigError(
-                    f"centre has shape {self.centre.shape}, expected {x.shape[1:]} (groups x d_head)"
-                )
-            x = x - self.centre[None]
-        return normalise_rows(x)
+    def encode_heads(
+        self, texts: Sequence[str], *, show_progress: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(dense (n, d), grouped raw head vectors (n, G, d_head))``, float32, one pass."""
+        dense, raw = self.encode_raw(texts, show_progress=show_progress)
+        return dense, group_heads(raw[(self.layer, self.pooling)], self.groups)
 
     def encode(
         self, texts: Sequence[str], *, kind: TextKind = "document", show_progress: bool = False
     ) -> Mapping[str, np.ndarray]:
-        """Embed ``texts`` into ``{"dense", "head0".."head{G-1}", "headnorm"}`` (see module doc).
+        """Embed ``texts`` into ``{"dense", "head0".."head{G-1}"}`` (+ ``split*``), see the
+        module doc.
 
         ``kind`` is accepted for protocol compatibility (queries and documents are encoded the
-        same way). Shapes: ``dense`` ``(n, d)``, ``head{i}`` ``(n, d_head)``, ``headnorm``
-        ``(n, G)``; all float32; ``dense`` and ``head{i}`` rows are L2-normalised.
+        same way; the retriever builds query vectors with :func:`head_queries`). Shapes:
+        ``dense`` ``(n, d)`` L2-normalised; ``head{i}`` ``(n, d_head + 1)``; all float32.
         """
-        dense, raw = self.encode_raw(texts, show_progress=show_progress)
-        unit, norms = self.head_vectors(raw[(self.layer, self.pooling)])
+        dense, heads = self.encode_heads(texts, show_progress=show_progress)
+        packed = pack_heads(heads)
         out: dict[str, np.ndarray] = {"dense": dense}
-        for g in range(unit.shape[1]):
-            out[head_space(g)] = np.ascontiguousarray(unit[:, g])
-        out[HEAD_NORM_SPACE] = norms
+        for g in range(packed.shape[1]):
+            out[head_space(g)] = np.ascontiguousarray(packed[:, g])
+        if self.split:
+            h = self.num_heads
+            seg = dense.reshape(len(dense), h, -1)
+            seg = seg / np.maximum(np.linalg.norm(seg, axis=-1, keepdims=True), MIN_NORM)
+            for i in range(h):
+                out[split_space(i)] = np.ascontiguousarray(seg[:, i], dtype=np.float32)
         return out
-
-
-def fit_centre(raw: np.ndarray, groups: int | None = None) -> np.ndarray:
-    """Per-head corpus mean of raw head contexts ``(n, H, dh)`` (grouped first when ``groups``
-    is given) -> float32 ``(G, dh)``. Raises ConfigError on an empty input."""
-    if raw.shape[0] == 0:
-        raise ConfigError("cannot fit a head centre on zero texts")
-    x = group_heads(raw, groups or raw.shape[1])
-    return x.mean(axis=0, dtype=np.float64).astype(np.float32)
