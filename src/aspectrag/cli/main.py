@@ -270,5 +270,6 @@ def eval_beir(
 
 
 # Feature modules register their commands on import.
-for _module in ("aspectrag.cli.train", "aspectrag.cli.rerank"):
+for _module in ("aspectrag.cli.train", "aspectrag.cli.rerank", "aspectrag.cli.heads",
+                "aspectrag.cli.eval_mrag"):
     __import__(_module)

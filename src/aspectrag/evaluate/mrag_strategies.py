@@ -1,0 +1,267 @@
+"""Strategies of the MRAG evaluation and the evaluation indexes they run on.
+
+A strategy is a retriever factory name plus options, the index variant it needs and whether
+it searches the data set's LLM sub-queries (Fusion RAG, Besta et al. 2024 section 4). The
+indexes are built with the product ingest pipeline; all variants of one data set share one
+forward pass per text (a caching multi-head embedder).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aspectrag.errors import AspectragError
+from aspectrag.evaluate.mrag import MragDataset, StrategyRun, run_strategy
+from aspectrag.retrieve.base import Retriever
+
+
+@dataclass(frozen=True, slots=True)
+class Strategy:
+    """A named retrieval strategy of the MRAG evaluation.
+
+    Attributes:
+        name: strategy name (table row, JSON key).
+        retriever: retriever factory name (``dense``, ``multihead``...).
+        options: factory options.
+        index: evaluation index variant it needs (a key of ``INDEX_VARIANTS``).
+        fusion: wrap it in a ``MultiQueryRetriever`` searching the data set's LLM sub-queries
+            (Fusion RAG: 4 sub-queries, reciprocal rank fusion, c = 60, without the question).
+    """
+
+    name: str
+    retriever: str
+    options: tuple[tuple[str, object], ...] = ()
+    index: str = "main"
+    fusion: bool = False
+
+
+INDEX_VARIANTS: dict[str, dict[str, object]] = {
+    "main": {"split": True},  # the default multi-head layout (CLS pooling, 12 heads) + split
+    "mean": {"pooling": "mean"},  # the paper's pooling choice for encoders
+    **{f"g{g}": {"groups": g} for g in (1, 2, 3, 4, 6)},
+}
+"""Evaluation index variants: ``MultiHeadEmbedder`` options (all share one forward pass)."""
+
+
+def _s(
+    name: str, retriever: str, index: str = "main", fusion: bool = False, **opts: object
+) -> Strategy:
+    return Strategy(name, retriever, tuple(sorted(opts.items())), index, fusion)
+
+
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in [
+        _s("standard", "dense"),
+        _s("split", "split"),
+        _s("mrag", "multihead"),
+        _s("mrag-paper", "multihead-paper", index="mean"),
+        _s("mrag-paper-cls", "multihead-paper"),
+        _s("mrag-unweighted", "multihead-unweighted"),
+        _s("mrag-distance", "multihead-distance"),
+        _s("mrag-centred", "multihead", dense_weight=0.0),
+        _s("mrag-importance", "multihead", votes="importance"),
+        *[_s(f"mrag-g{g}", "multihead", index=f"g{g}") for g in (1, 2, 3, 4, 6)],
+        _s("bm25", "bm25"),
+        _s("hybrid", "hybrid"),
+        _s("mrag+bm25", "multihead-bm25"),
+        _s("fusion", "dense", fusion=True),
+        _s("fusion-mrag", "multihead", fusion=True),
+    ]
+}
+"""Built-in strategies; any other retriever factory name is accepted too (run on ``main``)."""
+
+DEFAULT_STRATEGIES = (
+    "standard",
+    "split",
+    "mrag",
+    "mrag-paper",
+    "mrag-unweighted",
+    "mrag-distance",
+    "mrag-centred",
+    "mrag-g1",
+    "mrag-g2",
+    "mrag-g3",
+    "mrag-g4",
+    "mrag-g6",
+    "bm25",
+    "hybrid",
+    "mrag+bm25",
+    "fusion",
+    "fusion-mrag",
+)
+
+
+def strategy(name: str) -> Strategy:
+    """The built-in strategy ``name`` or, for a retriever factory name, that retriever with
+    default options on the main index. Raises AspectragError for an unknown name."""
+    if name in STRATEGIES:
+        return STRATEGIES[name]
+    from aspectrag.retrieve.factory import available
+
+    if name in available():
+        return Strategy(name, name)
+    raise AspectragError(
+        f"unknown strategy {name!r}; built-in: {', '.join(STRATEGIES)}; "
+        f"retrievers: {', '.join(available())}"
+    )
+
+
+class _CachingEmbedder:
+    """Memoises ``MultiHeadEmbedder.encode_raw`` per text (layer -1, CLS and mean pooling), so
+    every index variant and every strategy of one evaluation shares one forward pass per text.
+    Shallow copies (``query_embedder``) share the cache."""
+
+    POOLINGS = ("cls", "mean")
+
+    @staticmethod
+    def make(**options: object):  # type: ignore[no-untyped-def]
+        from aspectrag.embed.multihead import MultiHeadEmbedder
+
+        class Caching(MultiHeadEmbedder):
+            cache: dict[str, tuple[np.ndarray, dict[tuple[int, str], np.ndarray]]] = {}
+
+            def encode_raw(self, texts, *, layers=None, poolings=None, show_progress=False):  # type: ignore[no-untyped-def, override]
+                layers = list(layers) if layers is not None else [self.layer]
+                poolings = list(poolings) if poolings is not None else [self.pooling]
+                if layers != [-1] or any(p not in _CachingEmbedder.POOLINGS for p in poolings):
+                    return super().encode_raw(
+                        texts, layers=layers, poolings=poolings, show_progress=show_progress
+                    )
+                missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
+                if missing:
+                    dense, raw = super().encode_raw(
+                        missing,
+                        layers=[-1],
+                        poolings=_CachingEmbedder.POOLINGS,
+                        show_progress=show_progress,
+                    )
+                    for i, t in enumerate(missing):
+                        self.cache[t] = (dense[i], {k: v[i] for k, v in raw.items()})
+                got = [self.cache[t] for t in texts]
+                dense_out = (
+                    np.stack([g[0] for g in got]) if got else np.zeros((0, self.dim), np.float32)
+                )
+                heads = {
+                    (-1, p): np.stack([g[1][(-1, p)] for g in got])
+                    if got
+                    else np.zeros((0, self.num_heads, self.head_dim), np.float32)
+                    for p in poolings
+                }
+                return dense_out, heads
+
+        Caching.cache = {}
+        return Caching(**options)  # type: ignore[arg-type]
+
+
+def default_cache_dir() -> Path:
+    """``~/.cache/aspectrag/mrag``."""
+    return Path.home() / ".cache" / "aspectrag" / "mrag"
+
+
+class MragEvaluation:
+    """Builds (or reuses) the evaluation indexes of a data set and runs strategies on them.
+
+    Indexes live in ``<cache_dir>/<dataset>-<fingerprint>/<variant>/`` and are built with the
+    product ingest pipeline from a BEIR-layout ``corpus.jsonl`` written beside them (title and
+    text of each document; the pipeline chunks at 224 tokens and prepends the title).
+
+    Args:
+        ds: the data set.
+        cache_dir: where indexes are kept (default ``~/.cache/aspectrag/mrag``).
+        progress: show progress bars.
+    """
+
+    def __init__(
+        self, ds: MragDataset, cache_dir: str | Path | None = None, *, progress: bool = False
+    ) -> None:
+        self.ds = ds
+        self.root = Path(cache_dir or default_cache_dir()) / f"{ds.name}-{ds.fingerprint()}"
+        self.progress = progress
+        self.embedder = _CachingEmbedder.make()
+        self._indexes: dict[str, object] = {}
+        self._replay: object | None = None
+
+    def corpus(self) -> Path:
+        """The data set as ``corpus.jsonl`` (written once)."""
+        path = self.root / "corpus.jsonl"
+        if not path.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            with tmp.open("w", encoding="utf-8") as fh:
+                for d in self.ds.documents:
+                    fh.write(
+                        json.dumps(
+                            {"_id": d.doc_id, "title": d.title, "text": d.text}, ensure_ascii=False
+                        )
+                        + "\n"
+                    )
+            tmp.replace(path)
+        return path
+
+    def index(self, variant: str):  # type: ignore[no-untyped-def]
+        """The :class:`~aspectrag.index.Index` of ``variant`` (ingested if needed)."""
+        if variant in self._indexes:
+            return self._indexes[variant]
+        if variant not in INDEX_VARIANTS:
+            raise AspectragError(f"unknown index variant {variant!r}")
+        from aspectrag.index import Index
+
+        emb = copy_embedder(self.embedder, **INDEX_VARIANTS[variant])
+        idx = Index(self.root / variant, embedder=emb)
+        rep = idx.ingest([self.corpus()], progress=self.progress)
+        if rep.failed:
+            raise AspectragError(f"{self.corpus()}: {rep.failed[0][1]}")
+        self._indexes[variant] = idx
+        return idx
+
+    def retriever(self, st: Strategy) -> Retriever:
+        """The retriever of strategy ``st`` over its index."""
+        from aspectrag.retrieve.factory import build_retriever
+
+        idx = self.index(st.index)
+        r = build_retriever(st.retriever, idx.store, self.embedder, **dict(st.options))
+        if not st.fusion:
+            return r
+        if not any(q.fusion for q in self.ds.queries):
+            raise AspectragError(
+                f"{self.ds.name}: no LLM sub-queries in this data set; the "
+                "fusion strategies need them (Wikipedia only)"
+            )
+        from aspectrag.retrieve.multiquery import MultiQueryRetriever
+
+        return MultiQueryRetriever(r, self.replay(), keep_original=False)
+
+    def replay(self):  # type: ignore[no-untyped-def]
+        """The recorded sub-queries of the data set as a ``ReplayQueryGenerator``."""
+        if self._replay is None:
+            from aspectrag.retrieve.query_gen.replay import ReplayQueryGenerator
+
+            path = self.root / "fusion.jsonl"
+            with path.open("w", encoding="utf-8") as fh:
+                for q in self.ds.queries:
+                    fh.write(json.dumps({"question": q.text, "queries": list(q.fusion)}) + "\n")
+            self._replay = ReplayQueryGenerator(path)
+        return self._replay
+
+    def run(self, name: str, retriever: Retriever | None = None, **kw: object) -> StrategyRun:
+        """Run strategy ``name`` (built-in or factory name), or ``retriever`` under that name
+        (any Retriever: e.g. a multi-query strategy built by the caller)."""
+        r = retriever if retriever is not None else self.retriever(strategy(name))
+        return run_strategy(self.ds, name, r, **kw)  # type: ignore[arg-type]
+
+
+def copy_embedder(embedder, **options: object):  # type: ignore[no-untyped-def]
+    """A shallow copy of a ``MultiHeadEmbedder`` (shared model and cache) with other head
+    options (``pooling``, ``groups``, ``split``)."""
+    import copy
+
+    e = copy.copy(embedder)
+    e._pooling = options.get("pooling", embedder._pooling)
+    e._groups = options.get("groups", embedder._groups)
+    e.split = bool(options.get("split", False))
+    return e
