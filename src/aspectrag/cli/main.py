@@ -135,14 +135,60 @@ def retriever_options(retriever: str, hybrid_fusion: str | None, hybrid_weight: 
 
 
 FusionOpt = Annotated[str | None, typer.Option("--fusion", help="Hybrid fusion: convex | rrf.")]
+BaseOpt = Annotated[str | None, typer.Option(
+    "--base", help="multiquery: the retriever it wraps (bm25 | dense | hybrid | multihead; "
+    "default hybrid).")]
+QueryGenOpt = Annotated[str | None, typer.Option(
+    "--query-generator", help="multiquery: auto | rules[:paragraphs+sentences+clauses+keywords+prf]"
+    " | openai:MODEL | hf:PATH | none (auto: the configured LLM, else rules).")]
+QueriesFromOpt = Annotated[Path | None, typer.Option(
+    "--queries-from", help="multiquery: replay recorded queries from this JSON/JSONL file "
+    "(question -> list of queries) instead of generating them.")]
+ShowQueriesOpt = Annotated[bool, typer.Option(
+    "--show-queries", help="multiquery: print the queries searched (eval: log them).")]
 WeightOpt = Annotated[float | None, typer.Option("--weight", help="Hybrid: weight of dense in [0,1].")]
 SourceOpt = Annotated[list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")]
 
 
+def multiquery_options(retriever: str, base: str | None, generator: str | None,
+                       queries_from: Path | None) -> dict:  # type: ignore[type-arg]
+    """``build_retriever`` options of ``--retriever multiquery`` from its CLI flags."""
+    given = {"--base": base, "--query-generator": generator, "--queries-from": queries_from}
+    if retriever != "multiquery":
+        used = [flag for flag, v in given.items() if v is not None]
+        if used:
+            fail(f"{', '.join(used)}: only for --retriever multiquery")
+        return {}
+    if queries_from is not None and not queries_from.is_file():
+        fail(f"--queries-from {queries_from}: no such file")
+    opts: dict = {"base": base or "hybrid"}  # type: ignore[type-arg]
+    if generator:
+        opts["queries"] = generator
+    if queries_from is not None:
+        opts["queries_from"] = str(queries_from)
+    return opts
+
+
+def print_queries(r) -> None:  # type: ignore[no-untyped-def]
+    """Print the queries the last multi-query search used (``--show-queries``), on stderr."""
+    for _ in range(4):  # unwrap rerankers and other wrappers
+        if hasattr(r, "last_queries"):
+            for q in r.last_queries:
+                console.print(f"query [{q.origin}, w={q.weight:g}]: {q.text}", markup=False,
+                              highlight=False)
+            return
+        r = getattr(r, "first_stage", None) or getattr(r, "base", None)
+        if r is None:
+            break
+    console.print("--show-queries: the retriever is not multiquery", highlight=False)
+
+
 def build_cli_retriever(idx, retriever: str, fusion: str | None, weight: float | None,  # type: ignore[no-untyped-def]
-                        rerank: str | None, rerank_depth: int, rerank_model: Path | None):
-    """The first-stage retriever from the CLI flags, wrapped in ``--rerank`` if given."""
-    r = idx.retriever(retriever, **retriever_options(retriever, fusion, weight))
+                        rerank: str | None, rerank_depth: int, rerank_model: Path | None,
+                        multiquery: dict | None = None):  # type: ignore[type-arg]
+    """The first-stage retriever from the CLI flags, wrapped in ``--rerank`` if given;
+    ``multiquery``: options from :func:`multiquery_options`."""
+    r = idx.retriever(retriever, **retriever_options(retriever, fusion, weight), **(multiquery or {}))
     if rerank is None:
         return r
     from aspectrag.rerank.factory import with_reranker
@@ -164,15 +210,23 @@ def search(
     rerank: RerankOpt = None,
     rerank_depth: RerankDepthOpt = 100,
     rerank_model: RerankModelOpt = None,
+    base: BaseOpt = None,
+    query_generator: QueryGenOpt = None,
+    queries_from: QueriesFromOpt = None,
+    show_queries: ShowQueriesOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Search the index and print the top-k chunks."""
     idx = open_index(index, embedder_adapter)
+    mq = multiquery_options(retriever, base, query_generator, queries_from)
     try:
-        r = build_cli_retriever(idx, retriever, fusion, weight, rerank, rerank_depth, rerank_model)
+        r = build_cli_retriever(idx, retriever, fusion, weight, rerank, rerank_depth, rerank_model,
+                                mq)
         hits = idx.search(query, k, retriever=r, sources=source)
     except (AspectragError, ValueError) as e:
         fail(str(e))
+    if show_queries:
+        print_queries(r)
     if as_json:
         print(json.dumps([{"rank": h.rank, "score": h.score, "chunk_id": h.chunk.chunk_id,
                            "doc_id": h.chunk.doc_id, "source": h.chunk.source,
@@ -201,15 +255,23 @@ def ask(
     rerank: RerankOpt = None,
     rerank_depth: RerankDepthOpt = 100,
     rerank_model: RerankModelOpt = None,
+    base: BaseOpt = None,
+    query_generator: QueryGenOpt = None,
+    queries_from: QueriesFromOpt = None,
+    show_queries: ShowQueriesOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question with numbered citations to the passages used."""
     idx = open_index(index, embedder_adapter)
+    mq = multiquery_options(retriever, base, query_generator, queries_from)
     try:
-        r = build_cli_retriever(idx, retriever, fusion, weight, rerank, rerank_depth, rerank_model)
+        r = build_cli_retriever(idx, retriever, fusion, weight, rerank, rerank_depth, rerank_model,
+                                mq)
         ans = idx.ask(question, k, retriever=r, llm=llm, sources=source)
     except (AspectragError, ValueError) as e:
         fail(str(e))
+    if show_queries:
+        print_queries(r)
     if as_json:
         print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=1))
         return
@@ -232,9 +294,16 @@ def eval_beir(
     rerank: RerankOpt = None,
     rerank_depth: RerankDepthOpt = 100,
     rerank_model: RerankModelOpt = None,
+    base: BaseOpt = None,
+    query_generator: QueryGenOpt = None,
+    queries_from: QueriesFromOpt = None,
+    show_queries: ShowQueriesOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """nDCG@10, Recall@100 and MRR@10 of a retriever on a BEIR data set."""
+    mq = multiquery_options(retriever, base, query_generator, queries_from)
+    if show_queries:
+        logging.getLogger("aspectrag.multiquery").setLevel(logging.INFO)
     from aspectrag.evaluate.beir import default_eval_index, load_beir, run_retriever, score_run
 
     try:
@@ -254,7 +323,8 @@ def eval_beir(
         rep = idx.ingest([str(ds.corpus)], progress=sys.stderr.isatty())
         if rep.failed:
             fail(f"{ds.corpus}: {rep.failed[0][1]}")
-        r = build_cli_retriever(idx, retriever, fusion, weight, rerank, rerank_depth, rerank_model)
+        r = build_cli_retriever(idx, retriever, fusion, weight, rerank, rerank_depth, rerank_model,
+                                mq)
     except (AspectragError, ValueError) as e:
         fail(str(e))
     run = run_retriever(r, ds.queries, progress=sys.stderr.isatty())

@@ -189,3 +189,65 @@ class MultiQueryRetriever:
             )
         self.last_queries = plans[-1] if plans else []
         return self.retrieve_planned(plans, k, sources)
+
+
+def build_multiquery(
+    store: Any,
+    embedder: Any,
+    *,
+    base: str = "hybrid",
+    queries: str | None = "auto",
+    queries_from: str | None = None,
+    n_queries: int = 3,
+    keep_original: bool = True,
+    original_weight: float = 1.0,
+    query_weights: Mapping[str, float] | None = None,
+    query_depth: int | None = None,
+    workers: int = 1,
+    **base_options: Any,
+) -> MultiQueryRetriever:
+    """Factory entry ``multiquery``: a :class:`MultiQueryRetriever` over the retriever ``base``.
+
+    Args:
+        store, embedder: the index's store and embedder (as for every factory entry).
+        base: name of the base retriever (``bm25``, ``dense``, ``hybrid``, ``multihead``...).
+        queries: query generator spec (see :mod:`aspectrag.retrieve.query_gen.factory`).
+        queries_from: a replay file; overrides ``queries``.
+        n_queries: LLM variants asked for.
+        keep_original, original_weight, workers: see :class:`MultiQueryRetriever`.
+        query_weights: multipliers by query origin (``weights`` of the retriever).
+        query_depth: hits per query from the base (``depth`` of the retriever).
+        base_options: passed to the base retriever (``fusion``, ``weight``...).
+
+    Raises:
+        ValueError: ``base`` is unknown or is ``multiquery`` itself.
+        aspectrag.errors.ConfigError / LoadError: bad generator spec / replay file.
+    """
+    from aspectrag.retrieve.bm25 import BM25Retriever
+    from aspectrag.retrieve.factory import build_retriever
+    from aspectrag.retrieve.query_gen.factory import build_query_generator
+
+    if base == "multiquery":
+        raise ValueError("--base must name another retriever (bm25, dense, hybrid, ...)")
+    base_retriever = build_retriever(base, store, embedder, **base_options)
+    spec = f"replay:{queries_from}" if queries_from else queries
+    generator = build_query_generator(spec, feedback=BM25Retriever(store), n=n_queries)
+    return MultiQueryRetriever(
+        base_retriever,
+        generator,
+        keep_original=keep_original,
+        original_weight=original_weight,
+        weights=query_weights,
+        depth=query_depth,
+        workers=workers,
+    )
+
+
+def _register() -> None:
+    from aspectrag.retrieve.factory import available, register
+
+    available()  # load the built-in retrievers first (the factory loads them only once)
+    register("multiquery", build_multiquery)
+
+
+_register()
