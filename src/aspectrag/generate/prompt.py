@@ -150,6 +150,7 @@ def build_prompt(
     budget_tokens: int | None = None,
     count_tokens: TokenCounter = approx_tokens,
     min_passage_tokens: int = 32,
+    numbers: Sequence[int] | None = None,
 ) -> Prompt:
     """Build the grounded prompt for ``question`` over ``hits`` (numbered 1..len(hits)).
 
@@ -158,7 +159,8 @@ def build_prompt(
     tokenizer where known, else ``approx_tokens``). The first passage that does not fit is cut
     (at a word boundary) to the remaining budget if at least ``min_passage_tokens`` tokens
     remain; the rest are dropped. Passages keep their hit number, so [n] always means hit n.
-    ``budget_tokens=None`` means no limit.
+    ``budget_tokens=None`` means no limit. ``numbers`` overrides the passage numbers (e.g. a
+    one-passage prompt for hit 3 in RAG-Sequence/RAG-Token decoding).
 
     Raises:
         ValueError: the budget cannot even hold the instructions and the question.
@@ -178,7 +180,10 @@ def build_prompt(
             f"prompt budget of {budget_tokens} tokens cannot hold the instructions and the "
             f"question ({size([])} tokens); raise the context budget"
         )
-    for n, hit in enumerate(hits, start=1):
+    nums = list(numbers) if numbers is not None else list(range(1, len(hits) + 1))
+    if len(nums) != len(hits):
+        raise ValueError(f"{len(nums)} passage numbers for {len(hits)} hits")
+    for j, (n, hit) in enumerate(zip(nums, hits, strict=True)):
         block = passage_block(tpl, n, hit)
         if budget_tokens is None or size([*blocks, block]) <= budget_tokens:
             blocks.append(block)
@@ -189,9 +194,9 @@ def build_prompt(
             blocks.append(cut)
             prompt.shown.append(n)
             prompt.truncated.append(n)
-            prompt.dropped.extend(range(n + 1, len(hits) + 1))
+            prompt.dropped.extend(nums[j + 1 :])
         else:
-            prompt.dropped.extend(range(n, len(hits) + 1))
+            prompt.dropped.extend(nums[j:])
         break
     prompt.user = render(blocks)
     return prompt
