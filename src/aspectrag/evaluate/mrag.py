@@ -185,30 +185,27 @@ def _load_topics(folder: Path, name: str) -> MragDataset:
     unit_of: dict[str, str] = {}
     category_of: dict[str, str] = {}
     try:
-        with tarfile.open(dpath) as tar:
-            for m in sorted((m for m in tar.getmembers() if m.isfile()), key=lambda m: m.name):
-                parts = m.name.split("/")
-                if len(parts) < 3 or not m.name.endswith(".json"):
-                    continue
-                category, fname = parts[1], "/".join(parts[2:])[: -len(".json")]
-                topic = fname[len(category) + 1 :] if fname.startswith(category + "_") else fname
-                fh = tar.extractfile(m)
-                records = json.loads(fh.read().decode("utf-8")) if fh else []
-                for i, r in enumerate(records):
-                    if not isinstance(r, dict) or "text" not in r:
-                        raise AspectragError(f"{dpath}:{m.name}: record {i} has no 'text'")
-                    doc_id = f"{category}/{topic}#{i}"
-                    docs.append(
-                        _document(
-                            dpath,
-                            doc_id,
-                            str(r.get("title") or topic),
-                            str(r["text"]),
-                            {"category": category, "topic": topic},
-                        )
-                    )
-                    unit_of[doc_id] = topic
-                category_of[topic] = category
+        files: list[tuple[str, bytes]] = []
+        with tarfile.open(dpath, "r|bz2") as tar:  # one sequential pass (no re-decompression)
+            for m in tar:
+                fh = tar.extractfile(m) if m.isfile() else None
+                if fh is not None:
+                    files.append((m.name, fh.read()))
+        for member_name, content in sorted(files):
+            parts = member_name.split("/")
+            if len(parts) < 3 or not member_name.endswith(".json"):
+                continue
+            category, fname = parts[1], "/".join(parts[2:])[: -len(".json")]
+            topic = fname[len(category) + 1 :] if fname.startswith(category + "_") else fname
+            for i, r in enumerate(json.loads(content.decode("utf-8"))):
+                if not isinstance(r, dict) or "text" not in r:
+                    raise AspectragError(f"{dpath}:{member_name}: record {i} has no 'text'")
+                doc_id = f"{category}/{topic}#{i}"
+                meta = {"category": category, "topic": topic}
+                title = str(r.get("title") or topic)
+                docs.append(_document(dpath, doc_id, title, str(r["text"]), meta))
+                unit_of[doc_id] = topic
+            category_of[topic] = category
         with tarfile.open(qpath) as tar:
             member = f"{name}_queries/generated_random.json"
             fh = tar.extractfile(member)

@@ -173,16 +173,25 @@ class MragEvaluation:
     Args:
         ds: the data set.
         cache_dir: where indexes are kept (default ``~/.cache/aspectrag/mrag``).
+        model_path: embedding model folder (default: the bundled MiniLM).
         progress: show progress bars.
     """
 
     def __init__(
-        self, ds: MragDataset, cache_dir: str | Path | None = None, *, progress: bool = False
+        self,
+        ds: MragDataset,
+        cache_dir: str | Path | None = None,
+        *,
+        model_path: str | None = None,
+        progress: bool = False,
     ) -> None:
+        import re
+
         self.ds = ds
-        self.root = Path(cache_dir or default_cache_dir()) / f"{ds.name}-{ds.fingerprint()}"
         self.progress = progress
-        self.embedder = _CachingEmbedder.make()
+        self.embedder = _CachingEmbedder.make(model_path=model_path)
+        model = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.embedder.name)
+        self.root = Path(cache_dir or default_cache_dir()) / f"{ds.name}-{ds.fingerprint()}-{model}"
         self._indexes: dict[str, object] = {}
         self._replay: object | None = None
 
