@@ -158,3 +158,28 @@ def test_invalid_settings() -> None:
         MultiQueryRetriever(TableRetriever(TABLE), None, original_weight=-1)
     with pytest.raises(ValueError, match="depth"):
         MultiQueryRetriever(TableRetriever(TABLE), None, depth=0)
+
+
+def test_rrf_depth_keeps_each_querys_top_hits_first() -> None:
+    table = {
+        "Q": ["a#0", "b#0", "c#0", "d#0", "e#0"],
+        "v1": ["g#0", "h#0", "i#0", "d#0", "e#0"],
+        "v2": ["j#0", "k#0", "l#0", "d#0", "e#0"],
+    }
+    gen = FixedGenerator([SubQuery("v1", 1.0, "llm"), SubQuery("v2", 1.0, "llm")])
+    plain = MultiQueryRetriever(TableRetriever(table), gen, rrf_depth=None).retrieve("Q", k=12)
+    # plain RRF: the documents every query has at rank 4-5 beat each query's own top hit
+    assert [h.chunk.chunk_id for h in plain[:2]] == ["d#0", "e#0"]
+    assert plain[0].score == pytest.approx(3 / 64)
+    cut = MultiQueryRetriever(TableRetriever(table), gen, rrf_depth=3).retrieve("Q", k=12)
+    ids = [h.chunk.chunk_id for h in cut]
+    assert ids[:3] == ["a#0", "g#0", "j#0"]  # rank 1 of each query first (ties: query order)
+    assert set(ids[:9]) == {f"{x}#0" for x in "abcghijkl"}
+    assert ids[9:] == ["d#0", "e#0"]  # deeper hits only fill the remaining places
+    scores = [h.score for h in cut]
+    assert scores == sorted(scores, reverse=True)
+    assert cut[0].score == pytest.approx(1 / 61)
+    assert [p["rank"] for p in cut[9].provenance["queries"]] == [4, 4, 4]
+    assert len(MultiQueryRetriever(TableRetriever(table), gen).retrieve("Q", k=4)) == 4
+    with pytest.raises(ValueError, match="rrf_depth"):
+        MultiQueryRetriever(TableRetriever(table), gen, rrf_depth=0)

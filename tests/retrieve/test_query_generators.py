@@ -186,11 +186,13 @@ def test_rule_generator_pieces_and_weights() -> None:
     assert qs[0].text.startswith("Rosie collected") and qs[1].text.startswith("Their love")
     assert qs[-1].weight == 0.5 and "rozenite" in qs[-1].text and " the " not in qs[-1].text
     # a short single-sentence question is not decomposed by paragraphs/sentences
-    assert RuleBasedQueryGenerator(("paragraphs", "sentences")).generate("capital of France?") == []
+    assert RuleBasedQueryGenerator(("paragraphs", "sentences")).generate("capital of France?") == [
+        SubQuery("capital of France?", 1.0, "question")
+    ]
     prf = RuleBasedQueryGenerator(("prf",), feedback=_Feedback(), fb_terms=2).generate(
         "capital of France?"
     )
     assert prf == [SubQuery("capital france paris hosts", 1.0, "prf")]
-    assert RuleBasedQueryGenerator(("prf",)).generate("capital of France?") == []  # no feedback
+    assert RuleBasedQueryGenerator(("prf",)).generate("capital?")[0].origin == "question"
     with pytest.raises(ValueError, match="unknown rule pieces"):
         RuleBasedQueryGenerator(("paragraph",))

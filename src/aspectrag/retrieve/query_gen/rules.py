@@ -211,8 +211,8 @@ class RuleBasedQueryGenerator:
         return len(content_words(text)) >= self.min_words
 
     def generate(self, question: str) -> list[SubQuery]:
-        """Queries for ``question`` in piece order; may be empty for a short, simple question
-        (the retriever then searches the question alone)."""
+        """Queries for ``question`` in piece order; the question itself (origin ``"question"``)
+        when no piece applies (a short, simple question)."""
         out: list[SubQuery] = []
         paragraphs = split_paragraphs(question)
         sentences = [s for p in paragraphs for s in split_sentences(p)]
@@ -235,7 +235,7 @@ class RuleBasedQueryGenerator:
                 add(piece, self._prf(question))
         if self.max_queries is not None:
             out = out[: self.max_queries]
-        return out
+        return out or [SubQuery(question, 1.0, "question")]
 
     def _prf(self, question: str) -> list[str]:
         if self.feedback is None:
