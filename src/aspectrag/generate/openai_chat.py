@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 from aspectrag.generate.base import AnswerStream, GenerationError
@@ -139,34 +139,43 @@ class OpenAIGenerator:
         )
 
     def _request(self, prompt: Prompt, stream: bool) -> Any:
-        import openai
-
         common: dict[str, Any] = {
             "model": self.model,
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "stream": stream,
         }
+        if self.api == "chat":
+            return self.call(
+                lambda: self.client.chat.completions.create(messages=prompt.messages(), **common)
+            )
+        return self.call(lambda: self.client.completions.create(prompt=prompt.as_text(), **common))
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` (an ``openai`` client call) and turn its errors into ``GenerationError``
+        with a message naming the endpoint and what to do."""
+        import openai
+
+        where = self.base_url or "api.openai.com"
         try:
-            if self.api == "chat":
-                return self.client.chat.completions.create(messages=prompt.messages(), **common)
-            return self.client.completions.create(prompt=prompt.as_text(), **common)
+            return fn()
         except openai.APITimeoutError as e:
             raise GenerationError(
-                f"LLM request to {self.base_url or 'api.openai.com'} timed out after "
-                f"{self.timeout:g} s ({self.max_retries} retries); check that the server is up "
-                "or raise ASPECTRAG_LLM_TIMEOUT"
+                f"LLM request to {where} timed out after {self.timeout:g} s "
+                f"({self.max_retries} retries); check that the server is up or raise "
+                "ASPECTRAG_LLM_TIMEOUT"
             ) from e
         except openai.APIConnectionError as e:
             raise GenerationError(
-                f"cannot reach the LLM at {self.base_url or 'api.openai.com'} ({e}); "
-                "check ASPECTRAG_LLM_BASE_URL"
+                f"cannot reach the LLM at {where} ({e}); check ASPECTRAG_LLM_BASE_URL"
             ) from e
         except openai.APIStatusError as e:
             raise GenerationError(
-                f"LLM at {self.base_url or 'api.openai.com'} answered HTTP {e.status_code} "
-                f"for model {self.model!r}: {_short(e.message)}"
+                f"LLM at {where} answered HTTP {e.status_code} for model {self.model!r}: "
+                f"{_short(e.message)}"
             ) from e
+        except openai.OpenAIError as e:
+            raise GenerationError(f"LLM at {where} failed: {_short(str(e))}") from e
 
     def _answer(self, text: str, hits: Sequence[Hit], prompt: Prompt) -> Answer:
         checked = check_citations(text.strip(), hits, prompt.shown)
@@ -211,7 +220,8 @@ class OpenAIGenerator:
         prompt = self.prompt(question, hits)
 
         def pieces() -> Iterator[str]:
-            for event in self._request(prompt, stream=True):
+            events = iter(self._request(prompt, stream=True))
+            while (event := self.call(lambda: next(events, None))) is not None:
                 if not event.choices:
                     continue
                 c = event.choices[0]

@@ -32,6 +32,7 @@ from aspectrag.generate.base import AnswerStream
 from aspectrag.generate.citations import check_citations
 from aspectrag.generate.hf_model import LocalLM
 from aspectrag.generate.prompt import PromptTemplate
+from aspectrag.generate.streaming import run_streaming, token_text_pieces
 from aspectrag.types import Answer, Citation, Hit
 
 log = logging.getLogger("aspectrag.generate")
@@ -371,44 +372,13 @@ class RagGenerator:
                 box["d"] = self._decode(question, hits, None)
                 yield tok.decode(box["d"].ids, skip_special_tokens=True)
                 return
-            yield from _token_pieces(
-                tok, lambda cb: box.__setitem__("d", self._decode(question, hits, cb))
-            )
+
+            def run(emit: Callable[[int], None]) -> None:
+                box["d"] = self._decode(question, hits, emit)
+
+            yield from token_text_pieces(tok, run_streaming(run))
 
         def finish(_: str) -> Answer:
             return self._answer(tok.decode(box["d"].ids, skip_special_tokens=True), hits, box["d"])
 
         return AnswerStream(pieces(), finish=finish)
-
-
-def _token_pieces(tokenizer: Any, run: Callable[[Callable[[int], None]], None]) -> Iterator[str]:
-    """Run a decoder in a thread and yield the text each new token adds."""
-    import queue
-    import threading
-
-    q: queue.Queue[int | None | BaseException] = queue.Queue()
-
-    def worker() -> None:
-        try:
-            run(q.put)
-            q.put(None)
-        except BaseException as e:  # re-raised in the consumer
-            q.put(e)
-
-    threading.Thread(target=worker, daemon=True).start()
-    ids: list[int] = []
-    shown = ""
-    while True:
-        item = q.get()
-        if item is None:
-            break
-        if isinstance(item, BaseException):
-            raise item
-        ids.append(item)
-        text = tokenizer.decode(ids, skip_special_tokens=True)
-        if len(text) > len(shown) and not text.endswith("\ufffd"):
-            yield text[len(shown) :]
-            shown = text
-    text = tokenizer.decode(ids, skip_special_tokens=True)
-    if len(text) > len(shown):
-        yield text[len(shown) :]
