@@ -9,6 +9,7 @@ forward pass per text (a caching multi-head embedder).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import numpy as np
 from aspectrag.errors import AspectragError
 from aspectrag.evaluate.mrag import MragDataset, StrategyRun, run_strategy
 from aspectrag.retrieve.base import Retriever
+
+log = logging.getLogger("aspectrag.evaluate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +224,15 @@ class MragEvaluation:
         from aspectrag.index import Index
 
         emb = copy_embedder(self.embedder, **INDEX_VARIANTS[variant])
-        idx = Index(self.root / variant, embedder=emb)
+        folder = self.root / variant
+        idx = Index(folder, embedder=emb)
+        corpus = str(self.corpus().resolve())
+        if any(not src.startswith(corpus) for src in idx.store.sources()[:1]):
+            import shutil
+
+            log.warning("%s: built from another corpus path; rebuilding", folder)
+            shutil.rmtree(folder)
+            idx = Index(folder, embedder=emb)
         rep = idx.ingest([self.corpus()], progress=self.progress)
         if rep.failed:
             raise AspectragError(f"{self.corpus()}: {rep.failed[0][1]}")

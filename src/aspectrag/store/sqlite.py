@@ -99,6 +99,8 @@ class SQLiteStore:
         self._bm25: tuple[int, BM25Index] | None = None
         self._dense: dict[str, tuple[int, DenseIndex]] = {}
         self._source_rows: tuple[int, dict[str, np.ndarray]] | None = None
+        self._ids: tuple[int, dict[int, str]] | None = None
+        self._stacks: dict[tuple[str, ...], tuple[int, np.ndarray, np.ndarray]] = {}
         with self._conn() as c:
             c.executescript(SCHEMA)
             c.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
@@ -256,9 +258,10 @@ class SQLiteStore:
             self._bm25 = (gen, idx)
             return idx
 
-    def dense_index(self, space: str) -> DenseIndex:
-        """The dense index of ``space`` at the current generation (loaded or rebuilt)."""
-        gen = self.generation
+    def dense_index(self, space: str, generation: int | None = None) -> DenseIndex:
+        """The dense index of ``space`` at the current generation (loaded or rebuilt);
+        ``generation`` saves reading it again when the caller just did."""
+        gen = self.generation if generation is None else generation
         with self._lock:
             cached = self._dense.get(space)
             if cached is not None and cached[0] == gen:
@@ -314,15 +317,20 @@ class SQLiteStore:
             return None
         return np.isin(rowids, self._rows_of_sources(sources))
 
-    def _to_scored(self, results: list[tuple[np.ndarray, np.ndarray]]) -> list[list[ScoredId]]:
+    def _to_scored(self, results: list[tuple[np.ndarray, np.ndarray]],
+                   generation: int | None = None) -> list[list[ScoredId]]:
         all_rows = np.unique(np.concatenate([r for r, _ in results])) if results else []
-        id_of = self._chunk_ids_of(all_rows)
+        id_of = self._chunk_ids_of(all_rows, generation)
         return [[ScoredId(id_of[int(r)], float(s)) for r, s in zip(rows, scores, strict=True)]
                 for rows, scores in results]
 
-    def _chunk_ids_of(self, rowids) -> dict[int, str]:  # type: ignore[no-untyped-def]
-        out: dict[int, str] = {}
-        ids = [int(r) for r in rowids]
+    def _chunk_ids_of(self, rowids, generation: int | None = None) -> dict[int, str]:  # type: ignore[no-untyped-def]
+        """Row id -> chunk id, memoised for the current generation (searches repeat ids)."""
+        gen = self.generation if generation is None else generation
+        if self._ids is None or self._ids[0] != gen:
+            self._ids = (gen, {})
+        out = self._ids[1]
+        ids = [r for r in map(int, rowids) if r not in out]
         for i in range(0, len(ids), 900):
             part = ids[i : i + 900]
             q = f"SELECT id, chunk_id FROM chunks WHERE id IN ({','.join('?' * len(part))})"
@@ -345,6 +353,92 @@ class SQLiteStore:
             raise AspectragError(f"query vectors have {q.shape[1]} dims but space '{space}' has "
                                  f"{idx.dim}; was the index built with another embedder?")
         return self._to_scored(idx.search(q, k, self._mask(idx.rowids, sources)))
+
+
+    def vector_search_spaces(
+        self, searches: Sequence[tuple[str, np.ndarray]], k: int,
+        sources: Sequence[str] | None = None,
+    ) -> list[list[list[ScoredId]]]:
+        """Several :meth:`vector_search` calls at once (multi-head retrieval searches one
+        space per attention head): ``searches`` is ``[(space, queries (q, d_space))]``; returns
+        one ``vector_search`` result per pair. Spaces of one dimension are searched together
+        (one batched product over their stacked vectors and one vectorised exact top-k), and
+        chunk ids are looked up once for all."""
+        gen = self.generation
+        flat: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(searches)
+        groups: dict[int, list[int]] = {}
+        for i, (space, queries) in enumerate(searches):
+            idx = self.dense_index(space, gen)
+            q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+            if idx.dim and q.shape[1] != idx.dim:
+                raise AspectragError(f"query vectors have {q.shape[1]} dims but space '{space}' "
+                                     f"has {idx.dim}; was the index built with another embedder?")
+            if sources or len(q) != 1 or idx.dim == 0 or idx._ensure_hnsw() is not None:
+                flat[i] = idx.search(q, k, self._mask(idx.rowids, sources))
+            else:
+                groups.setdefault(idx.dim, []).append(i)
+        for members in groups.values():
+            if len(members) == 1:
+                i = members[0]
+                flat[i] = self.dense_index(searches[i][0], gen).search(searches[i][1], k)
+                continue
+            spaces = tuple(searches[i][0] for i in members)
+            stacked, rowids = self._stacked(spaces, gen)
+            q = np.stack([np.asarray(searches[i][1], dtype=np.float32).reshape(-1)
+                          for i in members])
+            scores = np.matmul(stacked, q[:, :, None])[:, :, 0]  # (spaces, n)
+            for i, (pos, vals) in zip(members, top_k_rows(scores, k), strict=True):
+                flat[i] = [(rowids[pos], vals)]
+        results = [r for res in flat for r in res]  # type: ignore[union-attr]
+        scored = self._to_scored(results, gen)
+        out, j = [], 0
+        for res in flat:
+            out.append(scored[j : j + len(res)])  # type: ignore[arg-type]
+            j += len(res)  # type: ignore[arg-type]
+        return out
+
+    def _stacked(self, spaces: tuple[str, ...], gen: int) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of ``spaces`` stacked ``(len(spaces), n, d)`` (same chunks in each), cached
+        per generation, and their row ids."""
+        cached = self._stacks.get(spaces)
+        if cached is None or cached[0] != gen:
+            idxs = [self.dense_index(s, gen) for s in spaces]
+            if any(not np.array_equal(ix.rowids, idxs[0].rowids) for ix in idxs[1:]):
+                raise AspectragError(f"spaces {spaces} do not cover the same chunks")
+            cached = (gen, np.stack([ix.vectors for ix in idxs]), idxs[0].rowids)
+            self._stacks[spaces] = cached
+        return cached[1], cached[2]
+
+
+def top_k_rows(scores: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Exact top-``k`` of every row of ``scores`` ``(r, n)``: ``[(positions, values)]`` per
+    row, best first. A threshold per row (the 4th largest of a strided sample, a value of the
+    row) selects candidates in one vectorised comparison; rows where fewer than k values reach
+    it fall back to ``argpartition``."""
+    r, n = scores.shape
+    k = min(k, n)
+    if k <= 0:
+        return [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(r)]
+    step = max(n // 256, 1)
+    sample = scores[:, ::step]
+    j = max(sample.shape[1] - 4, 0)
+    t = np.partition(sample, j, axis=1)[:, j : j + 1]
+    rows, cols = np.nonzero(scores >= t)
+    vals = scores[rows, cols]
+    order = np.lexsort((-vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    starts = np.searchsorted(rows, np.arange(r + 1))
+    out = []
+    for i in range(r):
+        a, b = starts[i], starts[i + 1]
+        if b - a >= k:
+            out.append((cols[a : a + k], vals[a : a + k]))
+        else:
+            row = scores[i]
+            top = np.argpartition(-row, k - 1)[:k] if k < n else np.arange(n)
+            top = top[np.argsort(-row[top], kind="stable")]
+            out.append((top, row[top]))
+    return out
 
 
 def _index_text(title: str, heading: str | None, text: str) -> str:
