@@ -90,3 +90,46 @@ def test_local_tiny_model_runs_end_to_end(bert_index: Index, tiny_models: dict[s
         )
         r = g.generate(BERT_Q, hits)
         assert r.mode == "llm" and len(r.extras["rag"]["documents"]) == 3
+
+
+def test_cli_rag_token_json_has_posteriors(bert_index: Index, tiny_models: dict[str, Path]) -> None:
+    from aspectrag.cli.main import app
+
+    args = [
+        "ask",
+        BERT_Q,
+        "--index",
+        str(bert_index.path),
+        "-k",
+        "3",
+        "--json",
+        "--llm",
+        f"hf:{tiny_models['gpt2']}",
+        "--decoding",
+        "rag-token",
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    docs = json.loads(res.stdout)["rag"]["documents"]
+    assert [d["n"] for d in docs] == [1, 2, 3]
+    assert sum(d["posterior"] for d in docs) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_cli_streams_from_openai_compatible_server(
+    bert_index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.generate.openai_server import FakeOpenAI
+
+    from aspectrag.cli.main import app
+
+    with FakeOpenAI(
+        lambda b: {"text": "Masked LM [1] and next sentence prediction [2] [9]."}
+    ) as srv:
+        monkeypatch.setenv("ASPECTRAG_LLM_BASE_URL", srv.base_url)
+        monkeypatch.setenv("ASPECTRAG_LLM_MODEL", "tiny")
+        res = CliRunner().invoke(app, ["ask", BERT_Q, "--index", str(bert_index.path), "-k", "3"])
+    assert res.exit_code == 0, res.output
+    assert srv.requests[0]["stream"] is True
+    assert "Masked LM [1] and next sentence prediction [2] [9]." in res.stdout  # as streamed
+    assert "removed invalid citations [9]" in res.output
+    assert re.search(r"^\[1\] .*\.pdf \(p\. \d+", res.stdout, re.M)

@@ -259,6 +259,11 @@ def ask(
     query_generator: QueryGenOpt = None,
     queries_from: QueriesFromOpt = None,
     show_queries: ShowQueriesOpt = False,
+    decoding: Annotated[str, typer.Option(
+        help="concat (all passages in one prompt) | rag-token | rag-sequence (Lewis et al. "
+             "2020; --llm hf:PATH, or rag-token with --llm openai-completions:MODEL).")] = "concat",
+    stream: Annotated[bool, typer.Option("--stream/--no-stream",
+                                         help="Print the answer as it is generated.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question with numbered citations to the passages used."""
@@ -267,7 +272,14 @@ def ask(
     try:
         r = build_cli_retriever(idx, retriever, fusion, weight, rerank, rerank_depth, rerank_model,
                                 mq)
-        ans = idx.ask(question, k, retriever=r, llm=llm, sources=source)
+        from aspectrag.generate.factory import build_generator
+        from aspectrag.generate.run import answer_question
+
+        gen = build_generator(llm, idx.embedder, decoding=decoding)
+        hits = idx.search(question, k, retriever=r, sources=source)
+        streaming = stream and not as_json
+        ans = answer_question(gen, question, hits, on_piece=(
+            lambda p: out.print(p, end="", highlight=False, markup=False)) if streaming else None)
     except (AspectragError, ValueError) as e:
         fail(str(e))
     if show_queries:
@@ -275,8 +287,11 @@ def ask(
     if as_json:
         print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=1))
         return
-    out.print(ans.answer, highlight=False)
+    if not streaming:
+        out.print(ans.answer, highlight=False, markup=False)
     out.print()
+    if ans.extras.get("invalid_citations"):
+        console.print(f"removed invalid citations {ans.extras['invalid_citations']}", highlight=False)
     for c in ans.citations:
         out.print(f"[{c.n}] {c.chunk.source} ({c.chunk.location})", highlight=False)
 
