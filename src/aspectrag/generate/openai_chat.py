@@ -1,6 +1,8 @@
 """Generation with an OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp server, Ollama...).
 
-Configuration (constructor arguments override environment variables):
+Configuration (constructor arguments override environment variables, which override the
+optional TOML file named by ``ASPECTRAG_LLM_CONFIG`` with keys ``base_url``, ``model``,
+``api_key``, ``timeout``, ``max_retries``, ``context_tokens``, ``prompt_template``):
     ASPECTRAG_LLM_BASE_URL   endpoint, e.g. ``http://127.0.0.1:8000/v1``
     ASPECTRAG_LLM_MODEL      model name
     ASPECTRAG_LLM_API_KEY    key (local servers usually accept any; default "not-needed")
@@ -38,9 +40,59 @@ log = logging.getLogger("aspectrag.generate")
 Api = Literal["chat", "completions"]
 
 
+_KEYS = (
+    "base_url",
+    "model",
+    "api_key",
+    "timeout",
+    "max_retries",
+    "context_tokens",
+    "prompt_template",
+)
+
+
+def llm_settings() -> dict[str, str]:
+    """LLM settings: the TOML file ``ASPECTRAG_LLM_CONFIG`` (if set), overridden by the
+    environment variables ``ASPECTRAG_LLM_<KEY>`` (``ASPECTRAG_PROMPT_TEMPLATE`` for the
+    template). Values are strings; missing keys are absent.
+
+    Raises:
+        ConfigError: the config file is unreadable, not TOML, or has unknown keys.
+    """
+    import tomllib
+
+    from aspectrag.errors import ConfigError
+
+    out: dict[str, str] = {}
+    path = os.environ.get("ASPECTRAG_LLM_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"{path} (ASPECTRAG_LLM_CONFIG): cannot read TOML ({e})") from e
+        unknown = set(data) - set(_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"{path} (ASPECTRAG_LLM_CONFIG): unknown keys {sorted(unknown)}; "
+                f"allowed: {', '.join(_KEYS)}"
+            )
+        out.update({k: str(v) for k, v in data.items()})
+    for key in _KEYS:
+        var = (
+            "ASPECTRAG_PROMPT_TEMPLATE"
+            if key == "prompt_template"
+            else f"ASPECTRAG_LLM_{key.upper()}"
+        )
+        if os.environ.get(var):
+            out[key] = os.environ[var]
+    return out
+
+
 def env_configured() -> bool:
-    """Whether ``ASPECTRAG_LLM_BASE_URL`` and ``ASPECTRAG_LLM_MODEL`` are both set."""
-    return bool(os.environ.get("ASPECTRAG_LLM_BASE_URL") and os.environ.get("ASPECTRAG_LLM_MODEL"))
+    """Whether an LLM endpoint is configured: base URL and model set (environment or file)."""
+    s = llm_settings()
+    return bool(s.get("base_url") and s.get("model"))
 
 
 class OpenAIGenerator:
@@ -85,28 +137,26 @@ class OpenAIGenerator:
     ) -> None:
         from aspectrag.errors import ConfigError
 
-        env = os.environ.get
-        self.model = model or env("ASPECTRAG_LLM_MODEL") or ""
+        cfg = llm_settings()
+        self.model = model or cfg.get("model", "")
         if not self.model:
             raise ConfigError(
                 "no LLM model: pass --llm openai:MODEL or set ASPECTRAG_LLM_MODEL "
                 "(and ASPECTRAG_LLM_BASE_URL for a non-OpenAI server)"
             )
-        self.base_url = base_url or env("ASPECTRAG_LLM_BASE_URL") or None
-        self.api_key = api_key or env("ASPECTRAG_LLM_API_KEY") or "not-needed"
+        self.base_url = base_url or cfg.get("base_url") or None
+        self.api_key = api_key or cfg.get("api_key") or "not-needed"
         self.api: Api = api
-        self.timeout = float(timeout if timeout is not None else env("ASPECTRAG_LLM_TIMEOUT", "60"))
+        self.timeout = float(timeout if timeout is not None else cfg.get("timeout", "60"))
         self.max_retries = int(
-            max_retries if max_retries is not None else env("ASPECTRAG_LLM_MAX_RETRIES", "3")
+            max_retries if max_retries is not None else cfg.get("max_retries", "3")
         )
         self.context_tokens = int(
-            context_tokens
-            if context_tokens is not None
-            else env("ASPECTRAG_LLM_CONTEXT_TOKENS", "6000")
+            context_tokens if context_tokens is not None else cfg.get("context_tokens", "6000")
         )
         self.max_tokens = max_tokens
         self.temperature = temperature
-        tpl_file = env("ASPECTRAG_PROMPT_TEMPLATE")
+        tpl_file = cfg.get("prompt_template")
         self.template = template or (
             PromptTemplate.from_file(tpl_file) if tpl_file else PromptTemplate()
         )
