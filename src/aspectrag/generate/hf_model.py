@@ -171,7 +171,11 @@ class LocalLM:
             numbers=numbers,
         )
         ids = self.encode_prompt(self.render(p))
-        return p, ids[-(self.context_tokens - max_new_tokens) :]
+        room = self.context_tokens - max_new_tokens
+        if len(ids) > room:
+            log.warning("prompt of %d tokens cut to the last %d (model context)", len(ids), room)
+            ids = ids[-room:]
+        return p, ids
 
     # ---- batched per-document scoring -------------------------------------------------
 
