@@ -268,6 +268,15 @@ class MragEvaluation:
             self._replay = ReplayQueryGenerator(path)
         return self._replay
 
+    def warm(self) -> None:
+        """Encode every query text and sub-query once (the cache then serves all strategies,
+        so the strategies' timings exclude query encoding)."""
+        self.embedder.encode_raw([q.text for q in self.ds.queries], show_progress=self.progress)
+        if any(q.fusion for q in self.ds.queries):
+            from aspectrag.retrieve.query_gen.parse import clean_query
+
+            self.embedder.encode_raw([clean_query(f) for q in self.ds.queries for f in q.fusion])
+
     def run(self, name: str, retriever: Retriever | None = None, **kw: object) -> StrategyRun:
         """Run strategy ``name`` (built-in or factory name), or ``retriever`` under that name
         (any Retriever: e.g. a multi-query strategy built by the caller)."""
