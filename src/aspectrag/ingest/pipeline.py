@@ -128,6 +128,9 @@ def ingest(
             bar.advance()
 
     total = sum(len(c) for _, c, _ in pending)
+    if not pending:  # nothing to write: no write transaction, so concurrent readers never wait
+        report.seconds = time.perf_counter() - t0
+        return report
     from aspectrag.retrieve.heads import HeadStatsTracker
 
     heads = HeadStatsTracker(store, embedder)  # multi-head statistics, kept exact (MRAG)
