@@ -179,9 +179,11 @@ def plot(
         ax.set_title(f"{a} aspects", fontsize=10)
         ax.set_xlabel("documents fetched")
     axes[0].set_ylabel(f"weighted score - {base.name}")
-    axes[-1].legend(fontsize=7, loc="best")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8,
+               frameon=False)
     fig.suptitle(f"MRAG {ds.name}: improvement over {base.name} (95% bootstrap bands)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
