@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.fakes import HashEmbedder
 
 from aspectrag.errors import IndexMismatchError
 from aspectrag.index import Index
-from tests.fakes import HashEmbedder
 
 ROOT = Path(__file__).resolve().parents[2]
 

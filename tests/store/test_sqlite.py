@@ -88,7 +88,7 @@ def test_hnsw_agrees_with_exact_search():
     exact = DenseIndex(v, rows, ann_threshold=10**9)
     ann = DenseIndex(v, rows, ann_threshold=1000)
     q = _vecs(20, d=32, seed=6)
-    overlap = [len(set(a[0]) & set(b[0])) / 10 for a, b in zip(exact.search(q, 10), ann.search(q, 10))]
+    overlap = [len(set(a[0]) & set(b[0])) / 10 for a, b in zip(exact.search(q, 10), ann.search(q, 10), strict=True)]
     assert np.mean(overlap) > 0.9
     mask = np.zeros(3000, bool)
     mask[:50] = True

@@ -16,7 +16,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aspectrag.config import default_index_path
 from aspectrag.errors import AspectragError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -26,6 +25,7 @@ app.add_typer(eval_app, name="eval")
 console = Console(stderr=True)
 out = Console(soft_wrap=True)
 
+DEFAULT_INDEX = Path(".aspectrag")  # overridden by --index / ASPECTRAG_INDEX
 IndexOpt = Annotated[Path, typer.Option("--index", envvar="ASPECTRAG_INDEX",
                                         help="Index folder.", show_default=True)]
 RetrieverOpt = Annotated[str, typer.Option("--retriever", "-r",
@@ -71,7 +71,7 @@ def open_index(path: Path, adapter: Path | None = None):  # type: ignore[no-unty
 @app.command()
 def ingest(
     sources: Annotated[list[str], typer.Argument(help="Files, folders or http(s) URLs.")],
-    index: IndexOpt = default_index_path(),
+    index: IndexOpt = DEFAULT_INDEX,
     glob: Annotated[str | None, typer.Option(help="Only files matching this pattern, e.g. '*.pdf'.")] = None,
     chunk_size: Annotated[int, typer.Option(help="Chunk size in embedder tokens.")] = 224,
     chunk_overlap: Annotated[int, typer.Option(help="Chunk overlap in embedder tokens.")] = 32,
@@ -103,7 +103,7 @@ def ingest(
 
 @app.command()
 def remove(source: Annotated[str, typer.Argument(help="File, folder, URL or corpus file.")],
-           index: IndexOpt = default_index_path()) -> None:
+           index: IndexOpt = DEFAULT_INDEX) -> None:
     """Delete a document (or all documents under a folder) from the index."""
     n = open_index(index).remove(source)
     if n == 0:
@@ -112,7 +112,7 @@ def remove(source: Annotated[str, typer.Argument(help="File, folder, URL or corp
 
 
 @app.command()
-def stats(index: IndexOpt = default_index_path(),
+def stats(index: IndexOpt = DEFAULT_INDEX,
           sources: Annotated[bool, typer.Option("--sources", help="List the sources.")] = False) -> None:
     """Show what the index holds."""
     idx = open_index(index)
@@ -200,7 +200,7 @@ def build_cli_retriever(idx, retriever: str, fusion: str | None, weight: float |
 @app.command()
 def search(
     query: str,
-    index: IndexOpt = default_index_path(),
+    index: IndexOpt = DEFAULT_INDEX,
     retriever: RetrieverOpt = "hybrid",
     k: Annotated[int, typer.Option("-k", help="Number of chunks.")] = 10,
     source: SourceOpt = None,
@@ -244,7 +244,7 @@ def search(
 @app.command()
 def ask(
     question: str,
-    index: IndexOpt = default_index_path(),
+    index: IndexOpt = DEFAULT_INDEX,
     retriever: RetrieverOpt = "hybrid",
     k: Annotated[int, typer.Option("-k", help="Number of chunks given to the answerer.")] = 5,
     llm: Annotated[str | None, typer.Option(help="openai:MODEL | hf:PATH | extractive.")] = None,
