@@ -9,7 +9,10 @@ Pieces (each optional, each with its own fusion weight):
 * ``clauses``: coordinated clauses ("X and Y", "X; Y", "X, while Y") split apart, and
   enumerations ("effects of A, B and C on D"; "Were A and B ...?" with named A, B) expanded
   into one query per item with the rest of the sentence kept (query decomposition for
-  multi-hop and comparison questions, e.g. HotpotQA, Yang et al. 2018).
+  multi-hop and comparison questions, e.g. HotpotQA, Yang et al. 2018). Only for questions
+  of at most ``clause_max_sentences`` sentences: in long multi-sentence questions the
+  sentences are the aspects, and splitting them at every "and" gave fragments that lowered
+  MRAG recall (benchmarks/multiquery_mrag.py).
 * ``keywords``: the question's content words only (stop words and punctuation removed).
 * ``prf``: pseudo-relevance feedback, RM3 (Abdul-Jaleel et al., UMass at TREC 2004; relevance
   models, Lavrenko & Croft 2001): the top ``fb_docs`` hits of a feedback retriever (BM25)
@@ -32,7 +35,7 @@ log = logging.getLogger("aspectrag.multiquery")
 
 PIECES = ("paragraphs", "sentences", "clauses", "keywords", "prf")
 # Chosen by measurement (benchmarks/multiquery_mrag.py, benchmarks/multiquery_hotpot.py).
-DEFAULT_PIECES: tuple[str, ...] = ("paragraphs",)
+DEFAULT_PIECES: tuple[str, ...] = ("paragraphs", "sentences", "clauses", "prf")
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "paragraphs": 1.0,
     "sentences": 1.0,
@@ -178,6 +181,7 @@ class RuleBasedQueryGenerator:
         fb_docs: feedback hits used by RM3.
         fb_terms: expansion terms added.
         min_words: a paragraph / sentence / clause needs this many content words.
+        clause_max_sentences: ``clauses`` applies to questions of at most this many sentences.
         max_queries: cap on the number of queries produced (None: no cap).
 
     Raises:
@@ -193,6 +197,7 @@ class RuleBasedQueryGenerator:
         fb_docs: int = 5,
         fb_terms: int = 10,
         min_words: int = 2,
+        clause_max_sentences: int = 1,
         max_queries: int | None = 64,
     ) -> None:
         unknown = [p for p in pieces if p not in PIECES]
@@ -204,6 +209,7 @@ class RuleBasedQueryGenerator:
         self.fb_docs = fb_docs
         self.fb_terms = fb_terms
         self.min_words = min_words
+        self.clause_max_sentences = clause_max_sentences
         self.max_queries = max_queries
         self.name = "rules:" + "+".join(self.pieces)
 
@@ -225,7 +231,7 @@ class RuleBasedQueryGenerator:
                 add(piece, paragraphs)
             elif piece == "sentences" and len(sentences) > 1:
                 add(piece, sentences)
-            elif piece == "clauses":
+            elif piece == "clauses" and len(sentences) <= self.clause_max_sentences:
                 add(piece, [c for s in sentences for c in split_clauses(s, self.min_words)])
             elif piece == "keywords":
                 kw = content_words(question)
