@@ -134,29 +134,45 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))
     if args.plot:
-        import matplotlib
+        plot(results, ds.buckets, args.plot)
+        print(f"plot written to {args.plot}")
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(8, 5))
-        for name, res in results.items():
-            if "by_aspects" not in res:
+def plot(results: dict, buckets: list[int], path: Path) -> None:  # type: ignore[type-arg]
+    """One panel per base retriever: weighted score at k = aspects per strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n, r in results.items() if "by_aspects" in r]
+    bases = list(dict.fromkeys(n[n.index("(") + 1 : -1] for n in names))
+    kinds = list(dict.fromkeys(n[: n.index("(")] for n in names))
+    colours = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(
+        1, len(bases), figsize=(5 * len(bases), 4.5), sharey=True, squeeze=False
+    )
+    for ax, base in zip(axes[0], bases, strict=True):
+        for i, kind in enumerate(kinds):
+            res = results.get(f"{kind}({base})")
+            if res is None:
                 continue
             ax.plot(
-                ds.buckets,
-                [res["by_aspects"][str(a)]["weighted"] for a in ds.buckets],
+                buckets,
+                [res["by_aspects"][str(a)]["weighted"] for a in buckets],
                 marker="o",
-                label=name,
-                linestyle="-" if "single" in name else "--",
+                color=colours(i),
+                label=kind,
+                linestyle="-" if kind == "single" else "--",
             )
+        ax.set_title(f"base: {base}")
         ax.set_xlabel("aspects (k = aspects)")
-        ax.set_ylabel("weighted score (2 RSR + category RSR) / 3")
-        ax.set_title("MRAG Wikipedia v1: single query vs multi-query")
-        ax.legend(fontsize=7, ncol=2)
-        args.plot.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(args.plot, dpi=120, bbox_inches="tight")
-        print(f"plot written to {args.plot}")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("weighted score (2 RSR + category RSR) / 3")
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle("MRAG Wikipedia v1: single query vs multi-query")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
 
 
 if __name__ == "__main__":
