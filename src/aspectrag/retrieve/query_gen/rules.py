@@ -19,6 +19,14 @@ Pieces (each optional, each with its own fusion weight):
   for the question give P(w|R) = sum_d P(w|d) * P(d|q), P(w|d) = tf(w,d) / |d|,
   P(d|q) = the hit's score normalised over the feedback set; the ``fb_terms`` most probable
   terms not in the question are appended to its keywords.
+
+The default (:data:`DEFAULT_PIECES`: paragraphs + sentences + clauses + prf, no keywords) was
+chosen by measurement with ``MultiQueryRetriever``'s default ``rrf_depth``: on MRAG Wikipedia
+v1 (hybrid base, weighted score at k = aspects, mean over aspect counts) it reaches 0.83
+versus 0.57 for the question alone and 0.78 for paragraphs only; on HotpotQA (hybrid) both
+supporting paragraphs are in the top 5 for 72% of the questions versus 64.5%. Sentences add
+recall on long questions, clauses and PRF on short multi-hop ones; the keyword-only query
+changed little once the others were on. Figures and commands: benchmarks/multiquery_*.py.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from aspectrag.retrieve.query_gen.base import SubQuery
 log = logging.getLogger("aspectrag.multiquery")
 
 PIECES = ("paragraphs", "sentences", "clauses", "keywords", "prf")
-# Chosen by measurement (benchmarks/multiquery_mrag.py, benchmarks/multiquery_hotpot.py).
+# Chosen by measurement (see the module docstring).
 DEFAULT_PIECES: tuple[str, ...] = ("paragraphs", "sentences", "clauses", "prf")
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "paragraphs": 1.0,
