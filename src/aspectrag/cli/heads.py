@@ -71,7 +71,7 @@ def heads_cmd(
         "a_i mean norm",
         "b_i mean pair dist",
         "s_i = a_i*b_i",
-        "vote share",
+        "s_i share",
         "|centre|",
     ):
         t.add_column(col, justify="right")
