@@ -106,7 +106,7 @@ def main() -> None:
         ax[1].set_ylabel("head vectors, bytes per chunk")
         ax[2].plot(g, [r["extra_ms_cpu"] for r in rows], marker="o", label="CPU")
         ax[2].plot(g, [r["extra_ms_wall"] for r in rows], marker="s", label="wall")
-        ax[2].set_ylabel(f"extra ms/query over dense ({args.chunks} chunks)")
+        ax[2].set_ylabel(f"ms/query over dense, {args.chunks // 1000}k chunks")
         ax[2].legend(fontsize=7)
         for a in ax:
             a.set_xlabel("head groups G")
