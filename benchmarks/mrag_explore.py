@@ -200,6 +200,13 @@ def main() -> None:
     ap.add_argument("dataset", choices=["wikipedia", "legal", "chem"])
     ap.add_argument("--level", default="doc", choices=["doc", "chunk"])
     ap.add_argument("--n", type=int, default=K_MAX, help="per-head top-n")
+    ap.add_argument(
+        "--suite",
+        default="grid",
+        choices=["grid", "extra"],
+        help="grid: layers x poolings x centring; extra: dense voter, whitening, "
+        "vote decay, document-level votes, centre estimates, |v| vs |v - mu|",
+    )
     args = ap.parse_args()
     from aspectrag.config import setup_threads
 
@@ -213,6 +220,9 @@ def main() -> None:
     H = 12
     split_d, split_q = unit(dd.reshape(len(dd), H, -1)), unit(dq.reshape(len(dq), H, -1))
     ex.evaluate("split", vote(split_q, split_d, np.ones(H), n))
+    if args.suite == "extra":
+        extra_suite(ex, n)
+        return
     for layer in (-1, -2):
         for pool in POOLINGS:
             d, q = ex.heads(layer, pool, "d"), ex.heads(layer, pool, "q")
@@ -225,6 +235,61 @@ def main() -> None:
                 f"mrag L{layer} {pool} centred unweighted",
                 vote(unit(q - mu), unit(d - mu), np.ones(H), n),
             )
+
+
+def whiten(d: np.ndarray, q: np.ndarray, eps: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Per-head ZCA whitening fitted on the documents; returns unit ``(q, d)``."""
+    dw, qw = np.empty_like(d), np.empty_like(q)
+    for h in range(d.shape[1]):
+        x = d[:, h]
+        mu = x.mean(0)
+        w, v = np.linalg.eigh(np.cov((x - mu).T))
+        m = v @ np.diag(1 / np.sqrt(w + eps * w.max())) @ v.T
+        dw[:, h], qw[:, h] = (x - mu) @ m, (q[:, h] - mu) @ m
+    return unit(qw), unit(dw)
+
+
+def extra_suite(ex: Explorer, n: int) -> None:
+    """The variants behind the default (CLS, centred, unweighted, dense voter weight 2)."""
+    z, H = ex.z, 12
+    dd, dq = z["dense_d"], z["dense_q"]
+    d, q = ex.heads(-1, "cls", "d"), ex.heads(-1, "cls", "q")
+    mu = d.mean(0)
+    qc, dc = unit(q - mu), unit(d - mu)
+
+    def spaces(qh: np.ndarray, dh: np.ndarray, w: float) -> tuple[list, list, np.ndarray]:
+        qs = [qh[:, i] for i in range(H)] + ([dq] if w else [])
+        ds = [dh[:, i] for i in range(H)] + ([dd] if w else [])
+        return qs, ds, np.r_[np.ones(H), [w] if w else []]
+
+    for w in (0.0, 1.0, 2.0, 4.0):
+        v = vote(*spaces(qc, dc, w), n)
+        ex.evaluate(f"cls centred unweighted + dense w{w:g}", v)
+        ex.evaluate(f"cls centred unweighted + dense w{w:g}, doc votes", v, agg="sum")
+    qs, ds, wts = spaces(qc, dc, 2.0)
+    ex.evaluate(
+        "... dense w2, importance votes",
+        vote(qs, ds, np.r_[head_scales(d - mu) / head_scales(d - mu).mean(), 2], n),
+    )
+    for c in (1, 5, 20):
+        ex.evaluate(
+            f"cls centred, votes 1/(c+r) c={c}",
+            vote(qc, dc, np.ones(H), n, fn=lambda r, _s, c=c: 1.0 / (c + r)),
+        )
+    qw, dw = whiten(d, q)
+    ex.evaluate("cls whitened unweighted", vote(qw, dw, np.ones(H), n))
+    for m in (256, 1024):
+        mu0 = d[:m].mean(0)
+        ex.evaluate(
+            f"... dense w2, centre from the first {m} rows",
+            vote(*spaces(unit(q - mu0), unit(d - mu0), 2.0), n),
+        )
+    nd = np.linalg.norm(d, axis=-1, keepdims=True)
+    ex.evaluate(
+        "... dense w2, (q-mu).(v-mu)/|v| (stored layout)",
+        vote(*spaces(q - mu, (d - mu) / nd, 2.0), n),
+    )
+    ex.evaluate("dense centred", unit(dq - dd.mean(0)) @ unit(dd - dd.mean(0)).T)
 
 
 if __name__ == "__main__":
