@@ -26,10 +26,14 @@ def main() -> None:
         det = json.loads(Path(path).read_text())
         print(f"# MRAG {det['dataset']} v1: {det['queries']} queries, baseline {det['baseline']}")
         if det["missing_units"]:
-            print(f"\n{len(det['missing_units'])} relevance units named by queries are absent "
-                  "from the archive (dropped from the relevant sets).")
-        print("\nCells: value (difference to the baseline [95% paired bootstrap CI], * = CI "
-              "excludes 0); columns: aspect count.\n")
+            print(
+                f"\n{len(det['missing_units'])} relevance units named by queries are absent "
+                "from the archive (dropped from the relevant sets)."
+            )
+        print(
+            "\nCells: value (difference to the baseline [95% paired bootstrap CI], * = CI "
+            "excludes 0); columns: aspect count.\n"
+        )
         for metric, title in TITLES.items():
             print(f"## {title}\n\n{markdown(det, metric)}\n")
         print("## search time per query (ms, query encoding excluded)\n")

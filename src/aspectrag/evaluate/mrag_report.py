@@ -180,8 +180,9 @@ def plot(
         ax.set_xlabel("documents fetched")
     axes[0].set_ylabel(f"weighted score - {base.name}")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8,
-               frameon=False)
+    fig.legend(
+        handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False
+    )
     fig.suptitle(f"MRAG {ds.name}: improvement over {base.name} (95% bootstrap bands)", fontsize=10)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     path = Path(path)
