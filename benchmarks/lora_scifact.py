@@ -10,7 +10,8 @@ training.json), the adapter size, and a bar chart PNG.
 Targets (issue 6): dense +0.03 nDCG@10 or more; hybrid above 0.75.
 
 Usage: python benchmarks/lora_scifact.py [--data ../shared/data/scifact] [--work DIR]
-           [--adapter DIR] [--epochs 3] [--r 16] [--alpha 32] [--lr 1e-3] [--hard-negatives 1]
+           [--adapter DIR] [--base-index DIR] [--epochs 3] [--r 16] [--alpha 32]
+           [--lr 1e-3] [--hard-negatives 1]
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ def main() -> None:
         "--work", type=Path, default=Path.home() / ".cache" / "aspectrag" / "bench-lora"
     )
     ap.add_argument("--adapter", type=Path, default=None, help="existing adapter (skip training)")
+    ap.add_argument(
+        "--base-index", type=Path, default=None,
+        help="existing SciFact index built with the base model (default: WORK/index-base)",
+    )  # fmt: skip
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--r", type=int, default=16)
     ap.add_argument("--alpha", type=int, default=32)
@@ -103,7 +108,9 @@ def main() -> None:
     meta = json.loads((adapter / "training.json").read_text())
     rows: dict[str, dict[str, float]] = {}
     for retriever in ("dense", "hybrid"):
-        rows[f"{retriever} base"] = evaluate(args.data, retriever, args.work / "index-base", None)
+        rows[f"{retriever} base"] = evaluate(
+            args.data, retriever, args.base_index or args.work / "index-base", None
+        )
         rows[f"{retriever} + LoRA"] = evaluate(
             args.data, retriever, args.work / f"index-{adapter.name}", adapter
         )

@@ -104,19 +104,29 @@ class Index:
         r = self.retriever(retriever, **options) if isinstance(retriever, str) else retriever
         return r.retrieve(query, k, _resolve_sources(sources))
 
-    def generator(self, llm: str | None = None) -> Generator:
+    def generator(self, llm: str | None = None, *, decoding: str = "concat") -> Generator:
         """The answer generator: ``llm`` spec (``openai:MODEL``, ``hf:PATH``, ``extractive``) or
-        the configured default (OpenAI-compatible endpoint if set, else extractive)."""
+        the configured default (OpenAI-compatible endpoint if set, else extractive).
+
+        ``decoding``: "concat" (all passages in one prompt), "rag-sequence" or "rag-token"
+        (Lewis et al. 2020, see :func:`~aspectrag.generate.factory.build_generator`).
+
+        Raises:
+            aspectrag.errors.ConfigError: unknown spec/decoding or one the backend cannot do.
+        """
         from aspectrag.generate.factory import build_generator
 
-        return build_generator(llm, self.embedder)
+        return build_generator(llm, self.embedder, decoding=decoding)
 
     def ask(self, question: str, k: int = 5, *, retriever: str | Retriever = DEFAULT_RETRIEVER,
-            llm: str | None = None, sources: Sequence[str] | None = None,
-            **options: Any) -> Answer:
-        """Retrieve ``k`` chunks and answer with numbered citations [1].. [k]."""
+            llm: str | None = None, decoding: str = "concat",
+            sources: Sequence[str] | None = None, **options: Any) -> Answer:
+        """Retrieve ``k`` chunks and answer with numbered citations [1].. [k].
+
+        ``llm`` and ``decoding`` pick the generator (:meth:`generator`); ``options`` go to the
+        retriever (e.g. ``weight`` for hybrid)."""
         hits = self.search(question, k, retriever=retriever, sources=sources, **options)
-        return self.generator(llm).generate(question, hits)
+        return self.generator(llm, decoding=decoding).generate(question, hits)
 
 
 def _resolve_sources(sources: Sequence[str] | None) -> list[str] | None:

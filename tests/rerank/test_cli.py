@@ -55,3 +55,11 @@ def test_search_rerank_cache_and_adapter_refusal(tmp_path) -> None:  # type: ign
     res = runner.invoke(app, [*q, "--embedder-adapter", str(tmp_path / "adapter")])
     assert res.exit_code == 2 and "built with embedder 'hf:" in _flat(res.output)
     assert "+lora:adapter@" in _flat(res.output)
+    # an index built with the adapter keeps per-head vectors: multi-head search works on it
+    idx2 = str(tmp_path / "idx-lora")
+    ad = ["--embedder-adapter", str(tmp_path / "adapter")]
+    assert runner.invoke(app, ["ingest", str(docs), "--index", idx2, *ad]).exit_code == 0
+    q2 = ["search", "which fruit has potassium", "--index", idx2, "-k", "2", "--json", *ad]
+    res = runner.invoke(app, [*q2, "--retriever", "multihead"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)[0]["source"].endswith("banana.txt")

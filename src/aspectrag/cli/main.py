@@ -60,10 +60,10 @@ def open_index(path: Path, adapter: Path | None = None):  # type: ignore[no-unty
 
     if adapter is None:
         return Index(path)
-    from aspectrag.embed.hf import HFEmbedder
+    from aspectrag.embed.factory import build_embedder
 
     try:
-        return Index(path, embedder=HFEmbedder(adapter=str(adapter)))
+        return Index(path, embedder=build_embedder(adapter=str(adapter)))
     except AspectragError as e:
         fail(str(e))
 

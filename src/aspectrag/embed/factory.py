@@ -13,7 +13,11 @@ def heads_enabled() -> bool:
 
 
 def build_embedder(
-    model_path: str | None = None, *, recorded: str | None = None, heads: bool | None = None
+    model_path: str | None = None,
+    *,
+    recorded: str | None = None,
+    heads: bool | None = None,
+    adapter: str | None = None,
 ) -> Embedder:
     """The embedder for ``model_path`` (default: bundled all-MiniLM-L6-v2).
 
@@ -21,11 +25,16 @@ def build_embedder(
     kind of embedder (e.g. multi-head) when reopening the index. ``heads`` (default
     :func:`heads_enabled`) selects the :class:`~aspectrag.embed.multihead.MultiHeadEmbedder`,
     which adds one vector space per attention head to the standard one (same ``name``).
+    ``adapter`` is a LoRA adapter folder (``aspectrag train embedder``) merged into the model;
+    the per-head vectors then come from the fine-tuned model too.
+
+    Raises:
+        aspectrag.errors.ConfigError: ``adapter`` is not an adapter folder (raised on first use).
     """
     if heads if heads is not None else heads_enabled():
         from aspectrag.embed.multihead import MultiHeadEmbedder
 
-        return MultiHeadEmbedder(model_path)
+        return MultiHeadEmbedder(model_path, adapter=adapter)
     from aspectrag.embed.hf import HFEmbedder
 
-    return HFEmbedder(model_path)
+    return HFEmbedder(model_path, adapter=adapter)
