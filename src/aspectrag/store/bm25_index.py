@@ -70,7 +70,7 @@ class BM25Index:
                 out.append(empty)
                 continue
             docs, scores = self._bm25.retrieve(
-                [q], k=kk, show_progress=False, weight_mask=mask, n_threads=1
+                [q], k=kk, show_progress=False, weight_mask=mask, n_threads=0
             )
             d, s = docs[0], scores[0]
             keep = s > 0
