@@ -54,6 +54,27 @@ def test_ingest_search_incremental_update_remove(tmp_path):
     assert len(idx.store.sources()) == 1
 
 
+def test_reingested_corpus_file_mirrors_removed_and_changed_lines(tmp_path):
+    import json
+
+    corpus = tmp_path / "corpus.jsonl"
+    rows = [{"_id": f"d{i}", "title": f"T{i}", "text": f"word{i} shared text"} for i in range(4)]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    idx = Index(tmp_path / "idx", embedder=HashEmbedder())
+    assert idx.ingest([corpus]).added == 4
+    rows[1]["text"] = "word1 changed"
+    del rows[2]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rep = idx.ingest([corpus])
+    assert (rep.added, rep.updated, rep.unchanged, rep.removed) == (0, 1, 2, 1)
+    assert sorted(s.rsplit("#", 1)[1] for s in idx.store.sources()) == ["d0", "d1", "d3"]
+    assert idx.search("word2", k=3, retriever="bm25") == []
+    # a corpus file that fails to parse midway removes nothing
+    corpus.write_text(json.dumps(rows[0]) + "\n{not json\n")
+    rep = idx.ingest([corpus])
+    assert rep.failed and rep.removed == 0 and len(idx.store.sources()) == 3
+
+
 def test_bad_files_are_reported_and_the_rest_ingested(tmp_path):
     docs = _corpus(tmp_path / "docs")
     (docs / "empty.txt").write_text("")

@@ -93,7 +93,8 @@ def ingest(
     embed_share = rep.embed_seconds / rep.seconds if rep.seconds else 0.0
     console.print(
         f"{rep.added} added, {rep.updated} updated, {rep.unchanged} unchanged, "
-        f"{len(rep.skipped)} skipped, {len(rep.failed)} failed; {rep.chunks} chunks in "
+        + (f"{rep.removed} removed (no longer in their corpus file), " if rep.removed else "")
+        + f"{len(rep.skipped)} skipped, {len(rep.failed)} failed; {rep.chunks} chunks in "
         f"{rep.seconds:.1f} s ({rep.chunks_per_second:.1f} chunks/s, {embed_share:.0%} embedding). "
         f"Index: {index} ({idx.store.stats()['documents']} documents, "
         f"{idx.store.stats()['chunks']} chunks)", highlight=False)

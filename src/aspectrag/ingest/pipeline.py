@@ -27,11 +27,13 @@ log = logging.getLogger("aspectrag.ingest")
 @dataclass(slots=True)
 class IngestReport:
     """What an ingest did. ``failed`` and ``skipped`` hold ``(source, reason)`` pairs;
+    ``removed`` counts documents deleted because a re-ingested corpus file no longer has them;
     ``seconds`` is wall time, ``embed_seconds`` the part spent in the embedder."""
 
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    removed: int = 0
     chunks: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -103,13 +105,16 @@ def ingest(
     pending: list[tuple[Document, list[Chunk], bool]] = []  # (doc, chunks, is_update)
     files = discover(list(sources), glob)
     seen: set[str] = set()
+    stale: list[str] = []  # documents of a container file (corpus.jsonl) no longer in it
     with _bar(progress, "reading", len(files), "file") as bar:
         for src in files:
             try:
+                loaded: list[str] = []
                 for doc in load(src):
                     if doc.source in seen:
                         continue
                     seen.add(doc.source)
+                    loaded.append(doc.source)
                     old = store.fingerprint(doc.source)
                     if old is not None and old == doc.fingerprint:
                         report.unchanged += 1
@@ -119,6 +124,7 @@ def ingest(
                         report.skipped.append((doc.source, "no text to index"))
                         continue
                     pending.append((doc, chunks, old is not None))
+                stale += _stale_members(store, src, loaded)
             except LoadError as e:
                 report.failed.append((e.source, e.reason))
                 log.warning("skipped %s: %s", e.source, e.reason)
@@ -128,7 +134,8 @@ def ingest(
             bar.advance()
 
     total = sum(len(c) for _, c, _ in pending)
-    if not pending:  # nothing to write: no write transaction, so concurrent readers never wait
+    report.removed = len(stale)
+    if not pending and not stale:  # nothing to write: no write transaction, so concurrent readers never wait
         report.seconds = time.perf_counter() - t0
         return report
     from aspectrag.retrieve.heads import HeadStatsTracker
@@ -137,7 +144,9 @@ def ingest(
     with store.writer() as w, _bar(progress, "embedding", total, "chunk") as bar:
         if pending and store.get_meta("embedder") is None:
             store.set_meta("embedder", embedder.name)
-        heads.removing([doc.source for doc, _, is_update in pending if is_update])
+        heads.removing([doc.source for doc, _, is_update in pending if is_update] + stale)
+        for source in stale:
+            w.delete(source)
         i = 0
         while i < len(pending):
             group, n = [], 0
@@ -160,8 +169,7 @@ def ingest(
                 report.added += not is_update
             bar.advance(n)
         heads.save()
-    if pending:
-        _refresh(store)
+    _refresh(store)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -185,6 +193,20 @@ def remove(store: Store, source: str) -> int:
         heads.save()
     _refresh(store)
     return len(targets)
+
+
+def _stale_members(store: Store, src: str, loaded: Sequence[str]) -> list[str]:
+    """Documents the index holds for container file ``src`` (``"<src>#<id>"``, a BEIR
+    corpus.jsonl) that its fully read new version no longer has: they are deleted with the
+    ingest, so re-ingesting an edited corpus file mirrors it."""
+    from aspectrag.ingest.loaders.beir import is_beir_corpus
+
+    prefixes = {s.rsplit("#", 1)[0] for s in loaded if "#" in s}
+    if not is_beir_corpus(src) or len(prefixes) != 1:
+        return []
+    prefix = f"{prefixes.pop()}#"
+    keep = set(loaded)
+    return [s for s in store.sources() if s.startswith(prefix) and s not in keep]
 
 
 def _refresh(store: Store) -> None:
