@@ -62,11 +62,12 @@ class HFEmbedder:
         self.device = device
         self._max_tokens = max_tokens
         self.adapter = adapter
-        self.name = f"hf:{_model_id(self.model_path)}"
+        name = f"hf:{_model_id(self.model_path)}"
         if adapter is not None:
             from aspectrag.train.adapter import adapter_id
 
-            self.name += f"+lora:{adapter_id(adapter)}"
+            name += f"+lora:{adapter_id(adapter)}"
+        self.name = name  # set once: subclasses may derive ``name`` (MultiHeadEmbedder)
 
     @cached_property
     def tokenizer(self):  # type: ignore[no-untyped-def]
