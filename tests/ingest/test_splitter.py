@@ -214,3 +214,35 @@ def test_scifact_chunks_fit_the_token_budget(minilm_tokenizer, data_dir):
         if len(chunks) > 1:  # long abstracts are cut at sentence ends
             assert all(re.search(r"[.?!]\W*$", c.text) for c in chunks[:-1])
     assert n_multi > 50
+
+
+def test_long_headers_shrink_chunks_so_indexed_text_fits(minilm_tokenizer, data_dir):
+    """Title + heading are prepended at indexing: with ``max_length`` the header + chunk of
+    every SciFact document fits the embedder's 254 tokens (256 less [CLS]/[SEP])."""
+    from aspectrag.embed.hf import HFEmbedder
+    from aspectrag.ingest.pipeline import make_splitter
+
+    path = data_dir / "scifact" / "corpus.jsonl"
+    with path.open(encoding="utf-8") as fh:
+        rows = [json.loads(next(fh)) for _ in range(400)]
+    sp = make_splitter(HFEmbedder())
+    assert (sp.chunk_size, sp.max_length) == (224, 254)
+    plain = RecursiveCharacterSplitter(224, 32, sp.length_function)
+    over_before = shrunk = 0
+    for r in rows:
+        doc = Document(r["_id"], f"/c#{r['_id']}", r["title"], r["text"])
+        chunks = sp.split(doc)
+        _check_offsets(doc, chunks)
+        for c in chunks:
+            assert _exact(minilm_tokenizer, c.index_text()) <= 254
+        over_before += any(
+            _exact(minilm_tokenizer, c.index_text()) > 254 for c in plain.split(doc)
+        )
+        shrunk += sp.for_header(r["title"]) is not sp
+    assert over_before > 0 and shrunk >= over_before  # the case is real and handled
+    # a short header keeps the configured size; a huge one stops at min_chunk_size
+    assert sp.for_header("Short title") is sp
+    assert sp.for_header("word " * 400).chunk_size == 64
+    t = RecursiveCharacterSplitter(100, 20, _words, max_length=110)
+    assert (t.for_header("a b c d e f g h i j k l m n o p q r s t").chunk_size,
+            t.for_header("a b c d e f g h i j k l m n o p q r s t").chunk_overlap) == (89, 17)

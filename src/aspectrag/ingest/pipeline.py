@@ -58,8 +58,9 @@ def make_splitter(embedder: Embedder, config: ChunkingConfig | None = None) -> S
     config = config or ChunkingConfig()
     tokenizer = getattr(embedder, "tokenizer", None)
     length = TokenLength(tokenizer) if tokenizer is not None else embedder.count_tokens
+    # the indexed text (header + chunk) must fit the embedder's limit less [CLS] and [SEP]
     return RecursiveCharacterSplitter(config.chunk_size, config.chunk_overlap,
-                                      length_function=length)
+                                      length_function=length, max_length=embedder.max_tokens - 2)
 
 
 def check_embedder(store: Store, embedder: Embedder) -> None:

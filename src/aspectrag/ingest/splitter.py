@@ -58,6 +58,13 @@ class RecursiveCharacterSplitter:
             *without* special tokens such as [CLS]/[SEP]): a chunk's length is taken as the sum of
             its pieces' lengths. Each piece of text is measured once.
         split_at_headings: start a new chunk at every section that has a heading.
+        max_length: largest *indexed* text (:meth:`Chunk.index_text`: the "title — heading"
+            header plus the chunk), same units, e.g. the embedder's token limit minus its two
+            special tokens. Where the header is longer than ``max_length - chunk_size`` the
+            chunks of that section are made shorter (down to ``min_chunk_size``), so the
+            embedder never truncates a chunk's end. ``None``: chunks are ``chunk_size`` long.
+        min_chunk_size: the floor of that reduction (a header longer than ``max_length -
+            min_chunk_size`` still leads to truncation, of the chunk's end).
 
     Raises:
         ValueError: on invalid ``chunk_size`` / ``chunk_overlap``.
@@ -69,6 +76,8 @@ class RecursiveCharacterSplitter:
         chunk_overlap: int,
         length_function: Callable[[str], int] = len,
         split_at_headings: bool = True,
+        max_length: int | None = None,
+        min_chunk_size: int = 64,
     ) -> None:
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
@@ -80,6 +89,26 @@ class RecursiveCharacterSplitter:
         self.chunk_overlap = chunk_overlap
         self.length_function = length_function
         self.split_at_headings = split_at_headings
+        self.max_length = max_length
+        self.min_chunk_size = min_chunk_size
+        self._shorter: dict[int, RecursiveCharacterSplitter] = {}
+
+    def for_header(self, header: str) -> RecursiveCharacterSplitter:
+        """The splitter for a section whose chunks get ``header`` prepended when indexed:
+        ``self``, or one with a smaller ``chunk_size`` (and overlap) so header + chunk fit in
+        ``max_length``."""
+        if self.max_length is None or not header:
+            return self
+        room = self.max_length - self.length_function(header) - 1  # "\n" between the two
+        size = max(min(self.chunk_size, self.min_chunk_size), min(self.chunk_size, room))
+        if size >= self.chunk_size:
+            return self
+        if size not in self._shorter:
+            overlap = min(self.chunk_overlap, self.chunk_overlap * size // self.chunk_size)
+            self._shorter[size] = RecursiveCharacterSplitter(
+                size, overlap, self.length_function, self.split_at_headings
+            )
+        return self._shorter[size]
 
     # ------------------------------------------------------------------ public API
     def split(self, doc: Document) -> list[Chunk]:
@@ -94,7 +123,9 @@ class RecursiveCharacterSplitter:
             bounds[1:1] = sorted({s.start for s in headings.sections if 0 < s.start < len(text)})
         chunks: list[Chunk] = []
         for seg_start, seg_end in zip(bounds, bounds[1:], strict=False):
-            for start, end in self.spans(text, seg_start, seg_end):
+            found = headings.find(seg_start)
+            header = " — ".join(p for p in (doc.title, found.heading if found else None) if p)
+            for start, end in self.for_header(header).spans(text, seg_start, seg_end):
                 page = pages.find(start)
                 heading = headings.find(start)
                 chunks.append(
