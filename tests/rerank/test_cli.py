@@ -34,6 +34,11 @@ def test_search_rerank_cache_and_adapter_refusal(tmp_path) -> None:  # type: ign
     assert len(hits) == 2 and hits[0]["source"].endswith("banana.txt")
     res = runner.invoke(app, ["rerank", "cache", "--index", idx])
     assert res.exit_code == 0 and "3 chunks encoded" in _flat(res.output), res.output
+    # ingest-time mode: only the new document's chunk is encoded
+    (docs / "moon.txt").write_text("The Moon orbits the Earth every 27 days.")
+    res = runner.invoke(app, ["ingest", str(docs), "--index", idx, "--token-cache"])
+    assert res.exit_code == 0 and "1 chunks encoded" in _flat(res.output), res.output
+    assert "cache" in _flat(res.output) and "4 chunks" in _flat(res.output)
     assert (tmp_path / "idx" / "token_vectors.sqlite").is_file()
     res = runner.invoke(app, [*q, "--rerank", "maxsim"])  # now served from the cache
     assert res.exit_code == 0 and json.loads(res.stdout)[0]["source"].endswith("banana.txt")

@@ -76,6 +76,9 @@ def ingest(
     chunk_size: Annotated[int, typer.Option(help="Chunk size in embedder tokens.")] = 224,
     chunk_overlap: Annotated[int, typer.Option(help="Chunk overlap in embedder tokens.")] = 32,
     embedder_adapter: AdapterOpt = None,
+    token_cache: Annotated[bool, typer.Option(
+        help="Also store the chunks' token vectors for --rerank late-interaction "
+             "(<index>/token_vectors.sqlite; like `aspectrag rerank cache`).")] = False,
 ) -> None:
     """Add or update documents; unchanged ones are skipped. Exit code 1 if some failed."""
     from aspectrag.config import ChunkingConfig
@@ -98,6 +101,10 @@ def ingest(
         f"{rep.seconds:.1f} s ({rep.chunks_per_second:.1f} chunks/s, {embed_share:.0%} embedding). "
         f"Index: {index} ({idx.store.stats()['documents']} documents, "
         f"{idx.store.stats()['chunks']} chunks)", highlight=False)
+    if token_cache:
+        from aspectrag.cli.rerank import build_token_cache
+
+        build_token_cache(idx, index)
     if rep.failed:
         raise typer.Exit(1)
 

@@ -29,22 +29,28 @@ def cache_cmd(
     """Store every chunk's token vectors in <index>/token_vectors.sqlite, so that
     ``--rerank late-interaction`` reads them instead of running the model on the candidates.
     Only chunks that are new or changed since the last run are computed."""
+    idx = open_index(index, embedder_adapter)
+    if not Path(index).is_dir():
+        fail(f"{index}: no index folder; run `aspectrag ingest` first")
+    build_token_cache(idx, Path(index), skip_punctuation=skip_punctuation)
+
+
+def build_token_cache(idx, index: Path, *, skip_punctuation: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """Fill ``<index>/token_vectors.sqlite`` with the token vectors of the chunks that are not
+    (validly) cached yet and print a one-line summary; exits with code 2 on an error."""
     from aspectrag.embed.hf import HFEmbedder
     from aspectrag.rerank.cache import CACHE_FILE, TokenVectorCache
     from aspectrag.rerank.late_interaction import LateInteractionReranker, fill_cache
 
-    idx = open_index(index, embedder_adapter)
     emb = idx.embedder
     if not isinstance(emb, HFEmbedder):
         fail(f"late interaction needs a Hugging Face embedder; the index uses {emb.name!r}")
-    if not Path(index).is_dir():
-        fail(f"{index}: no index folder; run `aspectrag ingest` first")
     try:
         from aspectrag.ingest.pipeline import check_embedder
 
         check_embedder(idx.store, emb)
         reranker = LateInteractionReranker(emb, skip_punctuation=skip_punctuation)
-        path = Path(index) / CACHE_FILE
+        path = index / CACHE_FILE
         reranker.cache = TokenVectorCache(path, emb.name, emb.dim, reranker.cache_config)
         t0 = time.perf_counter()
         n = fill_cache(reranker, idx.store.iter_chunks(), show_progress=sys.stderr.isatty())
