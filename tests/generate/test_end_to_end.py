@@ -90,6 +90,11 @@ def test_local_tiny_model_runs_end_to_end(bert_index: Index, tiny_models: dict[s
         )
         r = g.generate(BERT_Q, hits)
         assert r.mode == "llm" and len(r.extras["rag"]["documents"]) == 3
+    # the Python API passes the decoding through to the generator factory
+    from aspectrag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs an LLM"):
+        bert_index.ask(BERT_Q, 3, llm="extractive", decoding="rag-token")
 
 
 def test_cli_rag_token_json_has_posteriors(bert_index: Index, tiny_models: dict[str, Path]) -> None:
