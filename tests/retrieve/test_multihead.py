@@ -10,7 +10,7 @@ from aspectrag.embed.multihead import MultiHeadEmbedder, head_queries, pack_head
 from aspectrag.errors import ConfigError
 from aspectrag.ingest.pipeline import ingest, remove
 from aspectrag.retrieve.heads import STATS_KEY, HeadStats, recompute
-from aspectrag.retrieve.multihead import MultiHeadRetriever
+from aspectrag.retrieve.multihead import MultiHeadRetriever, search_spaces
 from aspectrag.store.sqlite import SQLiteStore
 
 DOCS = {
@@ -215,6 +215,8 @@ def test_batched_space_search_equals_one_by_one(tmp_path, tiny_model) -> None:  
         searches = [(s, rng.normal(size=(nq, dims[s])).astype(np.float32)) for s in spaces]
         got = store.vector_search_spaces(searches, 4, sources)
         want = [store.vector_search(s, q, 4, sources) for s, q in searches]
+        # the retriever's entry point: head spaces here, the dense voter on a second thread
+        assert search_spaces(store, searches, 4, sources) == got
         for g, w in zip(got, want, strict=True):
             assert [[x.chunk_id for x in run] for run in g] == [
                 [x.chunk_id for x in run] for run in w
