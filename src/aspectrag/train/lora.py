@@ -30,6 +30,7 @@ import numpy as np
 from aspectrag.embed.hf import HFEmbedder, mean_pool
 from aspectrag.errors import ConfigError
 from aspectrag.train.data import TrainPair
+from aspectrag.train.dev import DevSet, dev_metrics
 
 log = logging.getLogger("aspectrag.train")
 
@@ -65,8 +66,9 @@ class LoraSettings:
 
 @dataclass(slots=True)
 class TrainResult:
-    """What ``train_embedder`` did: adapter folder, per-step losses, seconds, sizes, and the
-    trained ``peft.PeftModel`` (eval mode, adapter not merged)."""
+    """What ``train_embedder`` did: adapter folder, per-step losses, seconds, sizes, the
+    trained ``peft.PeftModel`` (eval mode, adapter not merged) and, with a dev set, its
+    metrics before and after training."""
 
     adapter_dir: Path
     losses: list[float] = field(default_factory=list)
@@ -74,6 +76,7 @@ class TrainResult:
     trainable_params: int = 0
     adapter_bytes: int = 0
     model: Any = None
+    dev: dict[str, Any] | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -172,6 +175,7 @@ def train_embedder(
     settings: LoraSettings | None = None,
     show_progress: bool = True,
     data_source: str = "",
+    dev: DevSet | None = None,
 ) -> TrainResult:
     """Train a LoRA adapter on (query, positive[, negatives]) pairs; write it to ``out_dir``.
 
@@ -186,6 +190,8 @@ def train_embedder(
         settings: hyper-parameters (defaults of ``LoraSettings``).
         show_progress: tqdm progress bar with the running loss.
         data_source: description of the pairs' origin, recorded in ``training.json``.
+        dev: held-out queries and their dev corpus (``train/dev.py``); nDCG@10 and Recall@10
+            before and after training are recorded in ``training.json`` and the result.
 
     Raises:
         ConfigError: fewer than 2 pairs, ``out_dir`` not empty, bad target modules.
@@ -203,6 +209,7 @@ def train_embedder(
     tokenizer, model = base.tokenizer, base.model
     seed_everything(s.seed)
     model = make_lora_model(model, s)
+    dev_before = dev_metrics(model, tokenizer, dev, s.max_tokens) if dev is not None else None
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in params)
@@ -250,6 +257,14 @@ def train_embedder(
     weights = out / "adapter_model.safetensors"
     model.eval()
     result = TrainResult(out, losses, seconds, n_trainable, weights.stat().st_size, model)
+    if dev is not None and dev_before is not None:
+        result.dev = {
+            "queries": len(dev.queries),
+            "corpus": len(dev.corpus),
+            "before": dev_before,
+            "after": dev_metrics(model, tokenizer, dev, s.max_tokens),
+        }
+        log.info("dev %s", result.dev)
     settings_d = asdict(s)
     settings_d["target_modules"] = list(s.target_modules)
     meta = {
@@ -265,6 +280,8 @@ def train_embedder(
         "adapter_bytes": result.adapter_bytes,
         "losses": [round(x, 6) for x in losses],
     }
+    if result.dev is not None:
+        meta["dev"] = result.dev
     (out / "training.json").write_text(json.dumps(meta, indent=2))
     plot_loss_curve(
         losses, out / "loss_curve.png", title=f"LoRA r={s.r} alpha={s.alpha} ({len(pairs)} pairs)"
