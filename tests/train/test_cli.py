@@ -12,18 +12,24 @@ from aspectrag.cli.main import app
 from aspectrag.embed.hf import HFEmbedder
 
 
-def test_train_and_merge_cli(tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def _train_tiny(tiny_bert, tmp_path, *extra: str):  # type: ignore[no-untyped-def]
+    """Runs ``train embedder`` on the toy pairs with a tiny model; returns (result, adapter)."""
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(
         "".join(json.dumps({"query": p.query, "positive": p.positive}) + "\n" for p in toy_pairs())
     )
-    runner = CliRunner()
     ad = tmp_path / "adapter"
-    res = runner.invoke(app, [
+    res = CliRunner().invoke(app, [
         "train", "embedder", str(ad), "--pairs", str(pairs), "--base-model", str(tiny_bert),
         "--r", "4", "--alpha", "8", "--epochs", "1", "--batch-size", "4", "--max-tokens", "32",
-        "--hard-negatives", "1",
+        *extra,
     ])  # fmt: skip
+    return res, ad
+
+
+def test_train_and_merge_cli(tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    res, ad = _train_tiny(tiny_bert, tmp_path, "--hard-negatives", "1")
+    runner = CliRunner()
     assert res.exit_code == 0, res.output
     meta = json.loads((ad / "training.json").read_text())
     assert meta["settings"]["r"] == 4 and meta["hard_negatives_per_pair"] == 1
@@ -41,18 +47,10 @@ def test_train_and_merge_cli(tiny_bert, tmp_path) -> None:  # type: ignore[no-un
 
 
 def test_dev_fraction_holds_out_queries_and_records_dev_metrics(tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text(
-        "".join(json.dumps({"query": p.query, "positive": p.positive}) + "\n" for p in toy_pairs())
-    )
     n_queries = len({p.query for p in toy_pairs()})
+    res, ad = _train_tiny(tiny_bert, tmp_path, "--dev-fraction", "0.25")
     runner = CliRunner()
-    ad = tmp_path / "adapter"
-    res = runner.invoke(app, [
-        "train", "embedder", str(ad), "--pairs", str(pairs), "--base-model", str(tiny_bert),
-        "--r", "4", "--alpha", "8", "--epochs", "1", "--batch-size", "4", "--max-tokens", "32",
-        "--dev-fraction", "0.25",
-    ])  # fmt: skip
+    pairs = tmp_path / "pairs.jsonl"
     assert res.exit_code == 0, res.output
     meta = json.loads((ad / "training.json").read_text())
     dev = meta["dev"]
