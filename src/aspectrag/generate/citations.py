@@ -90,3 +90,26 @@ def check_citations(
             Citation(n=n, chunk=hits[n - 1].chunk, text=hits[n - 1].chunk.text) for n in order
         ],
     )
+
+
+def posterior_citations(
+    checked: CheckedCitations, hits: Sequence[Hit], posterior: Sequence[float], threshold: float
+) -> tuple[str, list[Citation]]:
+    """Answer text and citations for marginalised decoding (RAG-Sequence / RAG-Token, Lewis et
+    al. 2020): the passages the text cites, plus the passage with the largest posterior and
+    every passage whose posterior is >= ``threshold``; those the text does not cite are
+    appended to it as `` [n]``.
+
+    Args:
+        checked: ``check_citations`` of the generated text.
+        hits: the retrieved hits ([n] = ``hits[n - 1]``).
+        posterior: posterior weight of each passage given the answer, length = passages used.
+        threshold: posterior weight from which a passage is cited.
+    """
+    heavy = {int(max(range(len(posterior)), key=lambda i: posterior[i])) + 1}
+    heavy |= {i + 1 for i, w in enumerate(posterior) if w >= threshold}
+    cited = set(checked.used)
+    extra = sorted(heavy - cited)
+    text = (checked.text + "".join(f" [{n}]" for n in extra)).strip()
+    ns = sorted(cited | heavy)
+    return text, [Citation(n, hits[n - 1].chunk, hits[n - 1].chunk.text) for n in ns]

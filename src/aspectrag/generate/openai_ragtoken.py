@@ -32,12 +32,12 @@ from typing import Any
 import numpy as np
 
 from aspectrag.generate.base import AnswerStream
-from aspectrag.generate.citations import check_citations
+from aspectrag.generate.citations import check_citations, posterior_citations
 from aspectrag.generate.openai_chat import OpenAIGenerator
 from aspectrag.generate.prompt import build_prompt
 from aspectrag.generate.rag import retrieval_prior
 from aspectrag.generate.streaming import run_streaming
-from aspectrag.types import Answer, Citation, Hit
+from aspectrag.types import Answer, Hit
 
 log = logging.getLogger("aspectrag.generate")
 
@@ -173,15 +173,11 @@ class OpenAIRagTokenGenerator(OpenAIGenerator):
             return Answer("The retrieval found no passages to answer from.", "llm", [])
         checked = check_citations(d["text"].strip(), hits, range(1, len(used) + 1))
         post = d["posterior"]
-        heavy = {int(np.argmax(post)) + 1} | {
-            i + 1 for i, w in enumerate(post) if w >= self.cite_threshold
-        }
-        extra = sorted(heavy - set(checked.used))
-        ns = sorted(set(checked.used) | heavy)
+        answer, citations = posterior_citations(checked, hits, post, self.cite_threshold)
         return Answer(
-            answer=(checked.text + "".join(f" [{n}]" for n in extra)).strip(),
+            answer=answer,
             mode="llm",
-            citations=[Citation(n, hits[n - 1].chunk, hits[n - 1].chunk.text) for n in ns],
+            citations=citations,
             extras={
                 "model": self.name,
                 "invalid_citations": checked.invalid,

@@ -29,11 +29,11 @@ import numpy as np
 import torch
 
 from aspectrag.generate.base import AnswerStream
-from aspectrag.generate.citations import check_citations
+from aspectrag.generate.citations import check_citations, posterior_citations
 from aspectrag.generate.hf_model import LocalLM
 from aspectrag.generate.prompt import PromptTemplate
 from aspectrag.generate.streaming import run_streaming, token_text_pieces
-from aspectrag.types import Answer, Citation, Hit
+from aspectrag.types import Answer, Hit
 
 log = logging.getLogger("aspectrag.generate")
 
@@ -332,16 +332,13 @@ class RagGenerator:
             return Answer("The retrieval found no passages to answer from.", "llm", [])
         prior = retrieval_prior([h.score for h in used])
         checked = check_citations(text.strip(), hits, range(1, len(used) + 1))
-        cited = set(checked.used)
-        heavy = {int(np.argmax(d.posterior)) + 1}
-        heavy |= {i + 1 for i, w in enumerate(d.posterior) if w >= self.cite_threshold}
-        extra = sorted(heavy - cited)
-        answer = checked.text + ("".join(f" [{n}]" for n in extra) if extra else "")
-        ns = sorted(cited | heavy)
+        answer, citations = posterior_citations(
+            checked, hits, list(d.posterior), self.cite_threshold
+        )
         return Answer(
-            answer=answer.strip(),
+            answer=answer,
             mode="llm",
-            citations=[Citation(n, hits[n - 1].chunk, hits[n - 1].chunk.text) for n in ns],
+            citations=citations,
             extras={
                 "model": self.name,
                 "invalid_citations": checked.invalid,
