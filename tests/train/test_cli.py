@@ -46,6 +46,15 @@ def test_train_and_merge_cli(tiny_bert, tmp_path) -> None:  # type: ignore[no-un
     assert res.exit_code == 2 and "not a LoRA adapter folder" in " ".join(res.output.split())
 
 
+def test_resample_negatives_mines_one_set_per_epoch(tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    res, ad = _train_tiny(tiny_bert, tmp_path, "--hard-negatives", "1", "--epochs", "3",
+                          "--negative-depth", "5", "--resample-negatives")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    meta = json.loads((ad / "training.json").read_text())
+    assert meta["hard_negatives_per_pair"] == 3 and meta["hard_negatives_per_step"] == 1
+    assert meta["settings"]["negatives_per_step"] == 1
+
+
 def test_dev_fraction_holds_out_queries_and_records_dev_metrics(tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]
     n_queries = len({p.query for p in toy_pairs()})
     res, ad = _train_tiny(tiny_bert, tmp_path, "--dev-fraction", "0.25")

@@ -15,6 +15,7 @@ from aspectrag.train.adapter import adapter_id, load_unmerged, merge_adapter
 from aspectrag.train.lora import (
     LoraSettings,
     embed_train,
+    epoch_negatives,
     make_batches,
     make_lora_model,
     mnrl_loss,
@@ -142,3 +143,16 @@ def test_known_positives_are_masked_not_negatives() -> None:
     plain = mnrl_loss(q, d, batch, ["a", "b"], {"q": {"a"}, "q2": {"b"}}, 20.0)
     masked = mnrl_loss(q, d, batch, ["a", "b"], {"q": {"a", "b"}, "q2": {"b"}}, 20.0)
     assert masked < plain  # with "b" known relevant to "q", it no longer counts against it
+
+
+def test_epoch_negatives_rotate_through_every_mined_negative() -> None:
+    from aspectrag.train.data import TrainPair
+
+    pair = TrainPair("q", "p", [f"n{i}" for i in range(6)])
+    seen = [epoch_negatives([pair], e, 2)[0].negatives for e in range(3)]
+    assert seen == [["n0", "n1"], ["n2", "n3"], ["n4", "n5"]]
+    assert epoch_negatives([pair], 3, 2)[0].negatives == ["n0", "n1"]  # cycles
+    assert epoch_negatives([pair], 1, 0)[0].negatives == pair.negatives  # 0: all, every step
+    short = TrainPair("q", "p", ["only"])
+    assert epoch_negatives([short], 2, 2)[0].negatives == ["only"]
+    assert pair.negatives == [f"n{i}" for i in range(6)]  # input untouched

@@ -47,6 +47,11 @@ def train_embedder_cmd(
     negative_depth: Annotated[
         int, typer.Option(help="Hard negatives are drawn from the BM25 top-N (positives excluded).")
     ] = 20,
+    resample_negatives: Annotated[bool, typer.Option(
+        "--resample-negatives/--fixed-negatives",
+        help="Mine hard-negatives x epochs negatives per pair and use a different "
+             "--hard-negatives of them each epoch (same cost per step), instead of the same ones "
+             "every epoch.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed (LoRA init, batches, dropout).")] = 0,
     dev_fraction: Annotated[float, typer.Option(
         help="Hold out this fraction of the training queries as a dev set: nDCG@10 / Recall@10 "
@@ -68,15 +73,15 @@ def train_embedder_cmd(
     settings = LoraSettings(
         r=r, alpha=alpha, dropout=dropout, target_modules=mods, lr=lr, epochs=epochs,
         batch_size=batch_size, max_tokens=max_tokens, seed=seed,
+        negatives_per_step=hard_negatives if resample_negatives else 0,
     )  # fmt: skip
+    n_mined = hard_negatives * (epochs if resample_negatives else 1)
     if not 0.0 <= dev_fraction < 1.0:
         fail(f"--dev-fraction must be in [0, 1), got {dev_fraction}")
     dev = None
     try:
         if beir is not None:
-            data = beir_pairs(
-                beir, split, hard_negatives=hard_negatives, depth=negative_depth, seed=seed
-            )
+            data = beir_pairs(beir, split, hard_negatives=n_mined, depth=negative_depth, seed=seed)
             source = f"beir:{beir}#{split}"
             if dev_fraction:
                 pool = beir_pairs(beir, split, hard_negatives=20, depth=50, seed=seed)
@@ -88,8 +93,8 @@ def train_embedder_cmd(
                     [TrainPair(p.query, p.positive, list(p.negatives)) for p in data], 20,
                     depth=50, seed=seed,
                 )  # fmt: skip
-            if hard_negatives:
-                add_hard_negatives(data, hard_negatives, depth=negative_depth, seed=seed)
+            if n_mined:
+                add_hard_negatives(data, n_mined, depth=negative_depth, seed=seed)
             source = f"pairs:{pairs}"
         if dev_fraction:
             _, dev_pairs = split_by_query(pool, dev_fraction, seed)

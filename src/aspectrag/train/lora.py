@@ -48,6 +48,10 @@ class LoraSettings:
         scale: similarity scale (inverse temperature) of the loss; 20 as in sentence-transformers.
         max_tokens: truncation of queries and passages, in tokens.
         weight_decay: AdamW weight decay. seed: seeds LoRA init, batching, dropout.
+        negatives_per_step: 0 uses all of a pair's hard negatives in every step; n > 0 uses n
+            of them per step, a different n each epoch (epoch e takes the pair's negatives
+            e*n .. e*n+n-1, cycling), so a pair mined with n x epochs negatives sees each of
+            them once: more distinct hard negatives at the cost of n per step.
     """
 
     r: int = 16
@@ -62,6 +66,7 @@ class LoraSettings:
     warmup: float = 0.1
     weight_decay: float = 0.01
     seed: int = 0
+    negatives_per_step: int = 0
 
 
 @dataclass(slots=True)
@@ -120,6 +125,20 @@ def embed_train(model, tokenizer, texts: Sequence[str], max_tokens: int):  # typ
     )
     enc = {k: v.to(model.device) for k, v in enc.items()}
     return mean_pool(model(**enc).last_hidden_state, enc["attention_mask"])
+
+
+def epoch_negatives(pairs: Sequence[TrainPair], epoch: int, n: int) -> list[TrainPair]:
+    """The pairs as used in ``epoch`` (0-based): with ``n`` > 0, each keeps ``n`` of its
+    negatives, slice ``epoch*n .. epoch*n+n-1`` of its list, cycling (``LoraSettings.
+    negatives_per_step``); with ``n`` = 0, or a pair with at most ``n`` negatives, unchanged."""
+    if n <= 0:
+        return list(pairs)
+    out: list[TrainPair] = []
+    for p in pairs:
+        m = len(p.negatives)
+        negs = p.negatives if m <= n else [p.negatives[(epoch * n + j) % m] for j in range(n)]
+        out.append(TrainPair(p.query, p.positive, list(negs)))
+    return out
 
 
 def make_batches(
@@ -214,8 +233,11 @@ def train_embedder(
     params = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in params)
     rng = np.random.default_rng(s.seed)
-    plan = [make_batches(pairs, s.batch_size, rng) for _ in range(s.epochs)]
-    steps = sum(len(b) for b in plan)
+    plan = []  # per epoch: the pairs with that epoch's negatives, and their batches
+    for e in range(s.epochs):
+        ep = epoch_negatives(pairs, e, s.negatives_per_step)
+        plan.append((ep, make_batches(ep, s.batch_size, rng)))
+    steps = sum(len(b) for _, b in plan)
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     sched = get_linear_schedule_with_warmup(opt, int(s.warmup * steps), steps)
     known: dict[str, set[str]] = defaultdict(set)
@@ -233,9 +255,9 @@ def train_embedder(
     losses: list[float] = []
     bar = _bar(show_progress, steps)
     t0 = time.perf_counter()
-    for epoch_batches in plan:
+    for epoch_pairs, epoch_batches in plan:
         for idx in epoch_batches:
-            batch = [pairs[i] for i in idx]
+            batch = [epoch_pairs[i] for i in idx]
             docs = [p.positive for p in batch] + [x for p in batch for x in p.negatives]
             q = embed_train(model, tokenizer, [p.query for p in batch], s.max_tokens)
             d = embed_train(model, tokenizer, docs, s.max_tokens)
@@ -273,6 +295,10 @@ def train_embedder(
         "data": data_source,
         "pairs": len(pairs),
         "hard_negatives_per_pair": max((len(p.negatives) for p in pairs), default=0),
+        "hard_negatives_per_step": max(
+            (len(p.negatives) for p in epoch_negatives(pairs, 0, s.negatives_per_step)),
+            default=0,
+        ),
         "steps": steps,
         "seconds": round(seconds, 2),
         "torch_threads": torch.get_num_threads(),
