@@ -11,7 +11,11 @@ Targets (issue 6): dense +0.03 nDCG@10 or more; hybrid above 0.75.
 
 Usage: python benchmarks/lora_scifact.py [--data ../shared/data/scifact] [--work DIR]
            [--adapter DIR] [--base-index DIR] [--epochs 3] [--r 16] [--alpha 32]
-           [--lr 1e-3] [--hard-negatives 1]
+           [--lr 1e-3] [--hard-negatives 1] [--fixed-negatives]
+           [--target-modules query,value] [--hybrid-weight W]
+
+``--hybrid-weight W`` adds a row for the adapter's hybrid at dense weight W; choose W on held-out
+training queries with ``benchmarks/lora_dev_hybrid.py``, never on this test split.
 """
 
 from __future__ import annotations
@@ -42,10 +46,14 @@ def run(args: list[str]) -> str:
     return res.stdout
 
 
-def evaluate(data: Path, retriever: str, index: Path, adapter: Path | None) -> dict[str, float]:
+def evaluate(
+    data: Path, retriever: str, index: Path, adapter: Path | None, weight: float | None = None
+) -> dict[str, float]:
     args = ["eval", "beir", str(data), "--retriever", retriever, "--index", str(index), "--json"]
     if adapter is not None:
         args += ["--embedder-adapter", str(adapter)]
+    if weight is not None:
+        args += ["--weight", str(weight)]
     return json.loads(run(args).strip().splitlines()[-1])
 
 
@@ -60,7 +68,7 @@ def plot(rows: dict[str, dict[str, float]], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), dpi=110)
     for ax, m in zip(axes, metrics, strict=True):
         vals = [rows[n][m] for n in names]
-        ax.bar(range(len(names)), vals, color=["#999", "#3a7", "#999", "#3a7"][: len(names)])
+        ax.bar(range(len(names)), vals, color=["#3a7" if "LoRA" in n else "#999" for n in names])
         ax.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
         ax.set_ylim(min(vals) - 0.05, min(1.0, max(vals) + 0.03))
         ax.set_title(f"SciFact test {m}", fontsize=9)
@@ -87,6 +95,9 @@ def main() -> None:
     ap.add_argument("--alpha", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--hard-negatives", type=int, default=1)
+    ap.add_argument("--fixed-negatives", action="store_true", help="same hard negatives every epoch")
+    ap.add_argument("--target-modules", default="query,value")
+    ap.add_argument("--hybrid-weight", type=float, default=None, help="chosen on dev")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if not (args.data / "corpus.jsonl").is_file():
@@ -94,16 +105,19 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     adapter = args.adapter
     if adapter is None:
-        adapter = (
-            args.work
-            / f"adapter-r{args.r}-a{args.alpha}-lr{args.lr:g}-e{args.epochs}-hn{args.hard_negatives}-s{args.seed}"
+        mods = "" if args.target_modules == "query,value" else "-" + args.target_modules.replace(",", "")
+        rs = "" if args.fixed_negatives else "rs"
+        adapter = args.work / (
+            f"adapter-r{args.r}-a{args.alpha}-lr{args.lr:g}-e{args.epochs}-hn{args.hard_negatives}"
+            f"{rs}{mods}-s{args.seed}"
         )
         if not (adapter / "adapter_model.safetensors").is_file():
             run([
                 "train", "embedder", str(adapter), "--beir", str(args.data), "--split", "train",
                 "--r", str(args.r), "--alpha", str(args.alpha), "--lr", str(args.lr),
                 "--epochs", str(args.epochs), "--hard-negatives", str(args.hard_negatives),
-                "--seed", str(args.seed),
+                "--seed", str(args.seed), "--target-modules", args.target_modules,
+                "--fixed-negatives" if args.fixed_negatives else "--resample-negatives",
             ])  # fmt: skip
     meta = json.loads((adapter / "training.json").read_text())
     rows: dict[str, dict[str, float]] = {}
@@ -114,11 +128,15 @@ def main() -> None:
         rows[f"{retriever} + LoRA"] = evaluate(
             args.data, retriever, args.work / f"index-{adapter.name}", adapter
         )
+    if args.hybrid_weight is not None:
+        rows[f"hybrid w={args.hybrid_weight:g} + LoRA"] = evaluate(
+            args.data, "hybrid", args.work / f"index-{adapter.name}", adapter, args.hybrid_weight
+        )
     print()
     print(f"SciFact test (300 queries); adapter {adapter}")
-    print(f"{'':16s} {'nDCG@10':>8s} {'Recall@100':>10s} {'MRR@10':>8s}")
+    print(f"{'':22s} {'nDCG@10':>8s} {'Recall@100':>10s} {'MRR@10':>8s}")
     for name, m in rows.items():
-        print(f"{name:16s} {m['ndcg@10']:8.4f} {m['recall@100']:10.4f} {m['mrr@10']:8.4f}")
+        print(f"{name:22s} {m['ndcg@10']:8.4f} {m['recall@100']:10.4f} {m['mrr@10']:8.4f}")
     for retriever in ("dense", "hybrid"):
         b, a = rows[f"{retriever} base"], rows[f"{retriever} + LoRA"]
         print(f"{retriever}: nDCG@10 {a['ndcg@10'] - b['ndcg@10']:+.4f}, "
@@ -128,8 +146,10 @@ def main() -> None:
         f"training: {meta['pairs']} pairs x {s['epochs']} epochs = {meta['steps']} steps, "
         f"{meta['seconds']:.0f} s with {meta['torch_threads']} torch threads on "
         f"{os.cpu_count()} cores (load average at the end: {os.getloadavg()[0]:.1f}); "
-        f"r={s['r']} alpha={s['alpha']} lr={s['lr']} hard negatives/pair "
-        f"{meta['hard_negatives_per_pair']}"
+        f"r={s['r']} alpha={s['alpha']} lr={s['lr']} modules={','.join(s['target_modules'])} "
+        f"hard negatives/pair {meta['hard_negatives_per_pair']} "
+        f"(per step {meta.get('hard_negatives_per_step', meta['hard_negatives_per_pair'])}); "
+        f"data: {meta['data']}"
     )
     size = (adapter / "adapter_model.safetensors").stat().st_size
     print(

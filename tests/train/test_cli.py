@@ -53,6 +53,12 @@ def test_resample_negatives_mines_one_set_per_epoch(tiny_bert, tmp_path) -> None
     meta = json.loads((ad / "training.json").read_text())
     assert meta["hard_negatives_per_pair"] == 3 and meta["hard_negatives_per_step"] == 1
     assert meta["settings"]["negatives_per_step"] == 1
+    (tmp_path / "fixed").mkdir()
+    res, ad = _train_tiny(tiny_bert, tmp_path / "fixed", "--hard-negatives", "1", "--epochs", "2",
+                          "--negative-depth", "5", "--fixed-negatives")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    meta = json.loads((ad / "training.json").read_text())
+    assert meta["hard_negatives_per_pair"] == 1 and meta["settings"]["negatives_per_step"] == 0
 
 
 def test_dev_fraction_holds_out_queries_and_records_dev_metrics(tiny_bert, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -33,7 +33,9 @@ def train_embedder_cmd(
     alpha: Annotated[int, typer.Option(help="LoRA alpha (update scaled by alpha/r).")] = 32,
     dropout: Annotated[float, typer.Option(help="LoRA dropout.")] = 0.1,
     target_modules: Annotated[
-        str, typer.Option(help="Comma-separated adapted modules (BERT attention q and v).")
+        str, typer.Option(help="Comma-separated adapted modules (BERT attention q and v); "
+                          "'query,key,value,dense' adapts every linear layer: 4.6x the "
+                          "parameters, better on SciFact (README, Measured results).")
     ] = "query,value",
     lr: Annotated[
         float, typer.Option(help="Peak learning rate (AdamW, linear warm-up/decay).")
@@ -51,7 +53,7 @@ def train_embedder_cmd(
         "--resample-negatives/--fixed-negatives",
         help="Mine hard-negatives x epochs negatives per pair and use a different "
              "--hard-negatives of them each epoch (same cost per step), instead of the same ones "
-             "every epoch.")] = False,
+             "every epoch.")] = True,
     seed: Annotated[int, typer.Option(help="Random seed (LoRA init, batches, dropout).")] = 0,
     dev_fraction: Annotated[float, typer.Option(
         help="Hold out this fraction of the training queries as a dev set: nDCG@10 / Recall@10 "
