@@ -41,14 +41,16 @@ def latency(idx: Index, name: str, queries: list[str], k: int = 10) -> tuple[flo
 
 def quality(idx: Index, ds) -> None:  # type: ignore[no-untyped-def]
     """Prints the metrics per retriever configuration and the convex-vs-RRF bootstrap CI."""
-    import numpy as np
-    from ranx import Qrels, Run, evaluate
-
-    from aspectrag.evaluate.beir import run_retriever, score_run
+    from aspectrag.evaluate.beir import (
+        paired_bootstrap_ci,
+        per_query_scores,
+        run_retriever,
+        score_run,
+    )
 
     configs = [("bm25", {}), ("dense", {}), ("hybrid", {"fusion": "rrf"})]
     configs += [("hybrid", {"weight": w}) for w in (0.3, 0.4, 0.5, 0.6, 0.7)]
-    per_query: dict[str, np.ndarray] = {}
+    per_query = {}
     print(f"SciFact test, {len(ds.qrels)} queries:  nDCG@10  Recall@100  MRR@10")
     for name, opts in configs:
         run = run_retriever(idx.retriever(name, **opts), ds.queries)
@@ -56,15 +58,9 @@ def quality(idx: Index, ds) -> None:  # type: ignore[no-untyped-def]
         label = name + "".join(f" {k}={v}" for k, v in opts.items())
         print(f"  {label:22s} {m['ndcg@10']:.4f}  {m['recall@100']:.4f}     {m['mrr@10']:.4f}",
               flush=True)
-        full = {q: (run.get(q) or {"__none__": 0.0}) for q in ds.qrels}
-        per_query[label] = np.asarray(evaluate(Qrels(ds.qrels), Run(full), "ndcg@10",
-                                               return_mean=False, make_comparable=True))
-    a, b = per_query["hybrid weight=0.5"], per_query["hybrid fusion=rrf"]
-    rng = np.random.default_rng(0)
-    idx_ = rng.integers(0, len(a), size=(10_000, len(a)))
-    diffs = (a[idx_] - b[idx_]).mean(axis=1)
-    lo, hi = np.percentile(diffs, [2.5, 97.5])
-    print(f"  convex(0.5) - RRF nDCG@10: {a.mean() - b.mean():+.4f} "
+        per_query[label] = per_query_scores(ds.qrels, run)
+    diff, lo, hi = paired_bootstrap_ci(per_query["hybrid weight=0.5"], per_query["hybrid fusion=rrf"])
+    print(f"  convex(0.5) - RRF nDCG@10: {diff:+.4f} "
           f"(paired bootstrap 95% CI [{lo:+.4f}, {hi:+.4f}])")
 
 

@@ -57,6 +57,27 @@ def evaluate(
     return json.loads(run(args).strip().splitlines()[-1])
 
 
+def paired_cis(data: Path, base_index: Path, lora_index: Path, adapter: Path) -> None:
+    """Prints LoRA - base nDCG@10 per retriever with a paired bootstrap 95% CI over the test
+    queries (same indexes, runs recomputed in this process)."""
+    from aspectrag.cli.main import open_index
+    from aspectrag.evaluate.beir import (
+        load_beir,
+        paired_bootstrap_ci,
+        per_query_scores,
+        run_retriever,
+    )
+
+    ds = load_beir(data, "test")
+    base, lora = open_index(base_index), open_index(lora_index, adapter)
+    for name in ("dense", "hybrid"):
+        a, b = (per_query_scores(ds.qrels, run_retriever(i.retriever(name), ds.queries))
+                for i in (lora, base))  # fmt: skip
+        diff, lo, hi = paired_bootstrap_ci(a, b)
+        print(f"{name}: LoRA - base nDCG@10 {diff:+.4f}, paired bootstrap 95% CI "
+              f"[{lo:+.4f}, {hi:+.4f}] ({len(a)} queries)")  # fmt: skip
+
+
 def plot(rows: dict[str, dict[str, float]], path: Path) -> None:
     import matplotlib
 
@@ -141,6 +162,8 @@ def main() -> None:
         b, a = rows[f"{retriever} base"], rows[f"{retriever} + LoRA"]
         print(f"{retriever}: nDCG@10 {a['ndcg@10'] - b['ndcg@10']:+.4f}, "
               f"Recall@100 {a['recall@100'] - b['recall@100']:+.4f}")  # fmt: skip
+    paired_cis(args.data, args.base_index or args.work / "index-base",
+               args.work / f"index-{adapter.name}", adapter)  # fmt: skip
     s = meta["settings"]
     print(
         f"training: {meta['pairs']} pairs x {s['epochs']} epochs = {meta['steps']} steps, "

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from aspectrag.errors import AspectragError
 from aspectrag.retrieve.base import Retriever
 from aspectrag.types import Hit
@@ -119,3 +121,32 @@ def score_run(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]
     if isinstance(res, float):
         res = {metrics[0]: res}
     return {m: float(res[m]) for m in metrics}
+
+
+def per_query_scores(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
+                     metric: str = "ndcg@10") -> np.ndarray:
+    """Per-query ``metric`` with ranx: float64 array of shape (len(qrels),), in ``qrels``
+    order; queries with no hits score zero."""
+    from ranx import Qrels, Run, evaluate
+
+    full_run = {q: (run.get(q) or {"__none__": 0.0}) for q in qrels}
+    return np.asarray(evaluate(Qrels(qrels), Run(full_run), metric, return_mean=False,
+                               make_comparable=True), dtype=np.float64)
+
+
+def paired_bootstrap_ci(a: np.ndarray, b: np.ndarray, *, n_boot: int = 10_000, seed: int = 0,
+                        level: float = 0.95) -> tuple[float, float, float]:
+    """``(mean(a - b), lo, hi)``: the mean paired difference of two systems' per-query scores
+    (same queries, same order; shape (n,)) and its percentile bootstrap interval at ``level``
+    over ``n_boot`` resamples of the queries (Efron & Tibshirani 1993; for IR, Sakai 2006).
+
+    Raises:
+        ValueError: ``a`` and ``b`` differ in shape or are empty.
+    """
+    if np.shape(a) != np.shape(b) or np.size(a) == 0:
+        raise ValueError(f"need two non-empty per-query arrays of one shape, got {np.shape(a)} "
+                         f"and {np.shape(b)}")
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    idx = np.random.default_rng(seed).integers(0, d.size, size=(n_boot, d.size))
+    lo, hi = np.quantile(d[idx].mean(axis=1), [(1 - level) / 2, (1 + level) / 2])
+    return float(d.mean()), float(lo), float(hi)
