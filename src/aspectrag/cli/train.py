@@ -44,7 +44,7 @@ def train_embedder_cmd(
     batch_size: Annotated[int, typer.Option(help="Queries per step (in-batch negatives).")] = 32,
     max_tokens: Annotated[int, typer.Option(help="Truncation of queries/passages, tokens.")] = 256,
     hard_negatives: Annotated[
-        int, typer.Option(help="BM25-mined hard negatives per pair (0: in-batch only).")
+        int, typer.Option(help="BM25-mined hard negatives per pair and step (0: in-batch only).")
     ] = 1,
     negative_depth: Annotated[
         int, typer.Option(help="Hard negatives are drawn from the BM25 top-N (positives excluded).")
