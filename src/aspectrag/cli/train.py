@@ -53,7 +53,7 @@ def train_embedder_cmd(
         "--resample-negatives/--fixed-negatives",
         help="Mine hard-negatives x epochs negatives per pair and use a different "
              "--hard-negatives of them each epoch (same cost per step), instead of the same ones "
-             "every epoch.")] = True,
+             "every epoch; negatives given in a --pairs file join the rotation.")] = True,
     seed: Annotated[int, typer.Option(help="Random seed (LoRA init, batches, dropout).")] = 0,
     dev_fraction: Annotated[float, typer.Option(
         help="Hold out this fraction of the training queries as a dev set: nDCG@10 / Recall@10 "
