@@ -12,10 +12,11 @@ Targets (issue 6): dense +0.03 nDCG@10 or more; hybrid above 0.75.
 Usage: python benchmarks/lora_scifact.py [--data ../shared/data/scifact] [--work DIR]
            [--adapter DIR] [--base-index DIR] [--epochs 3] [--r 16] [--alpha 32]
            [--lr 1e-3] [--hard-negatives 1] [--fixed-negatives]
-           [--target-modules query,value] [--hybrid-weight W]
+           [--target-modules query,value]
 
-``--hybrid-weight W`` adds a row for the adapter's hybrid at dense weight W; choose W on held-out
-training queries with ``benchmarks/lora_dev_hybrid.py``, never on this test split.
+The hybrid keeps the default dense weight (0.5): ``benchmarks/lora_dev_hybrid.py`` checks that
+choice on held-out training queries, never on this test split. Each LoRA - base difference
+comes with a paired bootstrap 95% CI from the per-query scores of the same runs.
 """
 
 from __future__ import annotations
@@ -25,10 +26,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from aspectrag.config import shared_data_dir
+from aspectrag.evaluate.beir import paired_bootstrap_ci
 
 # the console script next to this interpreter (the venv's), else the one on PATH
 _EXE = Path(sys.executable).parent / "aspectrag"
@@ -47,35 +52,17 @@ def run(args: list[str]) -> str:
 
 
 def evaluate(
-    data: Path, retriever: str, index: Path, adapter: Path | None, weight: float | None = None
-) -> dict[str, float]:
-    args = ["eval", "beir", str(data), "--retriever", retriever, "--index", str(index), "--json"]
-    if adapter is not None:
-        args += ["--embedder-adapter", str(adapter)]
-    if weight is not None:
-        args += ["--weight", str(weight)]
-    return json.loads(run(args).strip().splitlines()[-1])
-
-
-def paired_cis(data: Path, base_index: Path, lora_index: Path, adapter: Path) -> None:
-    """Prints LoRA - base nDCG@10 per retriever with a paired bootstrap 95% CI over the test
-    queries (same indexes, runs recomputed in this process)."""
-    from aspectrag.cli.main import open_index
-    from aspectrag.evaluate.beir import (
-        load_beir,
-        paired_bootstrap_ci,
-        per_query_scores,
-        run_retriever,
-    )
-
-    ds = load_beir(data, "test")
-    base, lora = open_index(base_index), open_index(lora_index, adapter)
-    for name in ("dense", "hybrid"):
-        a, b = (per_query_scores(ds.qrels, run_retriever(i.retriever(name), ds.queries))
-                for i in (lora, base))  # fmt: skip
-        diff, lo, hi = paired_bootstrap_ci(a, b)
-        print(f"{name}: LoRA - base nDCG@10 {diff:+.4f}, paired bootstrap 95% CI "
-              f"[{lo:+.4f}, {hi:+.4f}] ({len(a)} queries)")  # fmt: skip
+    data: Path, retriever: str, index: Path, adapter: Path | None
+) -> tuple[dict[str, float], dict[str, float]]:
+    """``(mean metrics, per-query nDCG@10)`` of ``aspectrag eval beir ... --json --per-query``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pq = Path(tmp) / "per_query.json"
+        args = ["eval", "beir", str(data), "--retriever", retriever, "--index", str(index),
+                "--json", "--per-query", str(pq)]  # fmt: skip
+        if adapter is not None:
+            args += ["--embedder-adapter", str(adapter)]
+        means = json.loads(run(args).strip().splitlines()[-1])
+        return means, json.loads(pq.read_text())
 
 
 def plot(rows: dict[str, dict[str, float]], path: Path) -> None:
@@ -118,7 +105,6 @@ def main() -> None:
     ap.add_argument("--hard-negatives", type=int, default=1)
     ap.add_argument("--fixed-negatives", action="store_true", help="same hard negatives every epoch")
     ap.add_argument("--target-modules", default="query,value")
-    ap.add_argument("--hybrid-weight", type=float, default=None, help="chosen on dev")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if not (args.data / "corpus.jsonl").is_file():
@@ -142,17 +128,13 @@ def main() -> None:
             ])  # fmt: skip
     meta = json.loads((adapter / "training.json").read_text())
     rows: dict[str, dict[str, float]] = {}
+    per_query: dict[str, dict[str, float]] = {}
     for retriever in ("dense", "hybrid"):
-        rows[f"{retriever} base"] = evaluate(
-            args.data, retriever, args.base_index or args.work / "index-base", None
-        )
-        rows[f"{retriever} + LoRA"] = evaluate(
-            args.data, retriever, args.work / f"index-{adapter.name}", adapter
-        )
-    if args.hybrid_weight is not None:
-        rows[f"hybrid w={args.hybrid_weight:g} + LoRA"] = evaluate(
-            args.data, "hybrid", args.work / f"index-{adapter.name}", adapter, args.hybrid_weight
-        )
+        for name, index, ad in (
+            (f"{retriever} base", args.base_index or args.work / "index-base", None),
+            (f"{retriever} + LoRA", args.work / f"index-{adapter.name}", adapter),
+        ):
+            rows[name], per_query[name] = evaluate(args.data, retriever, index, ad)
     print()
     print(f"SciFact test (300 queries); adapter {adapter}")
     print(f"{'':22s} {'nDCG@10':>8s} {'Recall@100':>10s} {'MRR@10':>8s}")
@@ -160,10 +142,12 @@ def main() -> None:
         print(f"{name:22s} {m['ndcg@10']:8.4f} {m['recall@100']:10.4f} {m['mrr@10']:8.4f}")
     for retriever in ("dense", "hybrid"):
         b, a = rows[f"{retriever} base"], rows[f"{retriever} + LoRA"]
-        print(f"{retriever}: nDCG@10 {a['ndcg@10'] - b['ndcg@10']:+.4f}, "
-              f"Recall@100 {a['recall@100'] - b['recall@100']:+.4f}")  # fmt: skip
-    paired_cis(args.data, args.base_index or args.work / "index-base",
-               args.work / f"index-{adapter.name}", adapter)  # fmt: skip
+        qids = list(per_query[f"{retriever} base"])
+        pa, pb = (np.array([per_query[f"{retriever} {side}"][q] for q in qids])
+                  for side in ("+ LoRA", "base"))  # fmt: skip
+        diff, lo, hi = paired_bootstrap_ci(pa, pb)
+        print(f"{retriever}: nDCG@10 {diff:+.4f} (paired bootstrap 95% CI [{lo:+.4f}, {hi:+.4f}], "
+              f"{len(qids)} queries), Recall@100 {a['recall@100'] - b['recall@100']:+.4f}")  # fmt: skip
     s = meta["settings"]
     print(
         f"training: {meta['pairs']} pairs x {s['epochs']} epochs = {meta['steps']} steps, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from aspectrag.cli.main import app
@@ -66,9 +67,12 @@ def test_eval_beir_json_on_a_scifact_subset(tmp_path, data_dir):
         if json.loads(ln)["_id"] in qids) + "\n")
     (sub / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(qrels) + "\n")
     res = runner.invoke(app, ["eval", "beir", str(sub), "--index", str(tmp_path / "idx"),
-                              "--retriever", "bm25", "--json"])
+                              "--retriever", "bm25", "--json", "--per-query", str(tmp_path / "pq.json")])
     assert res.exit_code == 0, res.output
     scores = json.loads(res.stdout)
     assert set(scores) == {"ndcg@10", "recall@100", "mrr@10"}
+    per_q = json.loads((tmp_path / "pq.json").read_text())
+    assert set(per_q) == set(qids)
+    assert sum(per_q.values()) / len(per_q) == pytest.approx(scores["ndcg@10"])
     # a small corpus that contains every relevant document: BM25 must find most of them
     assert scores["recall@100"] > 0.9 and scores["ndcg@10"] > 0.5

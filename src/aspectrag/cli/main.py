@@ -322,12 +322,21 @@ def eval_beir(
     queries_from: QueriesFromOpt = None,
     show_queries: ShowQueriesOpt = False,
     as_json: JsonOpt = False,
+    per_query: Annotated[Path | None, typer.Option(
+        help="Also write per-query nDCG@10 as JSON {query id: score} to this file (for paired "
+             "significance tests between runs).")] = None,
 ) -> None:
     """nDCG@10, Recall@100 and MRR@10 of a retriever on a BEIR data set."""
     mq = multiquery_options(retriever, base, query_generator, queries_from)
     if show_queries:
         logging.getLogger("aspectrag.multiquery").setLevel(logging.INFO)
-    from aspectrag.evaluate.beir import default_eval_index, load_beir, run_retriever, score_run
+    from aspectrag.evaluate.beir import (
+        default_eval_index,
+        load_beir,
+        per_query_scores,
+        run_retriever,
+        score_run,
+    )
 
     try:
         ds = load_beir(folder, split)
@@ -352,6 +361,9 @@ def eval_beir(
         fail(str(e))
     run = run_retriever(r, ds.queries, progress=sys.stderr.isatty())
     scores = score_run(ds.qrels, run)
+    if per_query is not None:
+        per_query.write_text(json.dumps(dict(zip(ds.qrels, per_query_scores(ds.qrels, run).tolist(),
+                                                 strict=True))))  # fmt: skip
     if as_json:
         print(json.dumps(scores))
         return

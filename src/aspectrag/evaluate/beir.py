@@ -116,8 +116,7 @@ def score_run(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]
     """Mean metrics with ranx (Bassani 2022); queries with no hits count as zero."""
     from ranx import Qrels, Run, evaluate
 
-    full_run = {q: (run.get(q) or {"__none__": 0.0}) for q in qrels}
-    res = evaluate(Qrels(qrels), Run(full_run), list(metrics), make_comparable=True)
+    res = evaluate(Qrels(qrels), Run(_complete(qrels, run)), list(metrics), make_comparable=True)
     if isinstance(res, float):
         res = {metrics[0]: res}
     return {m: float(res[m]) for m in metrics}
@@ -129,9 +128,14 @@ def per_query_scores(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, 
     order; queries with no hits score zero."""
     from ranx import Qrels, Run, evaluate
 
-    full_run = {q: (run.get(q) or {"__none__": 0.0}) for q in qrels}
-    return np.asarray(evaluate(Qrels(qrels), Run(full_run), metric, return_mean=False,
-                               make_comparable=True), dtype=np.float64)
+    return np.asarray(evaluate(Qrels(qrels), Run(_complete(qrels, run)), metric,
+                               return_mean=False, make_comparable=True), dtype=np.float64)
+
+
+def _complete(qrels: dict[str, dict[str, int]],
+              run: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """``run`` with a dummy hit for every judged query that has none (it then scores zero)."""
+    return {q: (run.get(q) or {"__none__": 0.0}) for q in qrels}
 
 
 def paired_bootstrap_ci(a: np.ndarray, b: np.ndarray, *, n_boot: int = 10_000, seed: int = 0,
