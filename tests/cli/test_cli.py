@@ -50,6 +50,7 @@ def test_ingest_search_ask_json(tmp_path):
     assert res.exit_code == 0
     res = runner.invoke(app, ["remove", str(docs / "chem.txt"), "--index", index])
     assert res.exit_code == 1 and "not in the index" in res.output
+    assert len(res.output.strip().splitlines()) == 1  # one error line, the paths unbroken
 
 
 def test_eval_beir_json_on_a_scifact_subset(tmp_path, data_dir):

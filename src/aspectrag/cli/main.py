@@ -50,7 +50,8 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="INFO lo
 
 def fail(msg: str, code: int = 2) -> None:
     """Print one clear error line and exit with ``code``."""
-    console.print(f"[bold red]error:[/] {msg}", highlight=False)
+    # soft_wrap: never break the line inside a path or message, whatever the terminal width
+    console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
