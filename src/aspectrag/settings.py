@@ -334,14 +334,15 @@ def _apply(obj: Any, changes: dict[str, Any], source: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(obj)}
     if type(obj) is Settings:
         fields.pop("config_file")
+    unknown = sorted(set(changes) - set(fields))
+    if unknown:
+        section = _section_name(obj).rstrip(".")
+        raise ConfigError(
+            f"{source}: unknown keys {unknown}{' in [' + section + ']' if section else ''}; "
+            f"allowed: {', '.join(fields)}"
+        )
     new: dict[str, Any] = {}
     for key, value in changes.items():
-        if key not in fields:
-            section = _section_name(obj).rstrip(".")
-            raise ConfigError(
-                f"{source}: unknown setting {key!r}{' in [' + section + ']' if section else ''}; "
-                f"known: {', '.join(fields)}"
-            )
         if value is None:
             continue
         tp = hints[key]
@@ -450,34 +451,51 @@ def find_config_file(explicit: str | Path | None = None) -> Path | None:
     return user if user.is_file() else None
 
 
-def _stamp(path: Path | None) -> tuple[str, float] | None:
+Stamp = tuple[str, int, int] | None
+
+
+def _stamp(path: Path | None) -> Stamp:
+    """Cache key of a file: resolved path, modification time (ns) and size."""
     if path is None:
         return None
     try:
-        return (str(path.resolve()), path.stat().st_mtime)
+        st = path.stat()
+        return (str(path.resolve()), st.st_mtime_ns, st.st_size)
     except OSError:
-        return (str(path), -1.0)
+        return (str(path), -1, -1)
 
 
 @lru_cache(maxsize=32)
-def _load(config: tuple[str, float] | None, env: tuple[tuple[str, str], ...]) -> Settings:
-    env_d = dict(env)
+def _toml(stamp: tuple[str, int, int], what: str) -> dict[str, Any]:
+    return _read_toml(Path(stamp[0]), what)
+
+
+def _llm_file(main: Stamp, env: dict[str, str]) -> Path | None:
+    """The LLM file: ``ASPECTRAG_LLM_CONFIG``, else ``[llm] config_file`` of the main file."""
+    name: Any = env.get("ASPECTRAG_LLM_CONFIG", "").strip() or None
+    if name is None and main is not None:
+        section = _toml(main, "config file").get("llm")
+        name = section.get("config_file") if isinstance(section, dict) else None
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise ConfigError(f"{main and main[0]}: llm.config_file: expected a path")
+    return Path(name).expanduser()
+
+
+@lru_cache(maxsize=32)
+def _load(main: Stamp, llm: Stamp, env: tuple[tuple[str, str], ...]) -> Settings:
     s = Settings()
-    if config is not None:
-        path = Path(config[0])
-        data = _read_toml(path, "config file")
-        s = _apply(s, data, str(path))
-        s = dataclasses.replace(s, config_file=path)
-    env_layer = _env_layer(env_d)
-    # the LLM file: from the env, else from the main file
-    llm_file = env_layer.get("llm", {}).get("config_file")
-    llm_path = Path(llm_file).expanduser() if llm_file else s.llm.config_file
-    if llm_path is not None:
-        data = _read_toml(llm_path, "llm.config_file / ASPECTRAG_LLM_CONFIG")
+    if main is not None:
+        s = _apply(s, _toml(main, "config file"), main[0])
+        s = dataclasses.replace(s, config_file=Path(main[0]))
+    if llm is not None:
+        what = "llm.config_file / ASPECTRAG_LLM_CONFIG"
+        data = _toml(llm, what) if llm[1] >= 0 else _read_toml(Path(llm[0]), what)
         if "config_file" in data:
-            raise ConfigError(f"{llm_path}: an LLM config file cannot name another one")
-        s = dataclasses.replace(s, llm=_apply(s.llm, data, str(llm_path)))
-    return _apply(s, env_layer, "environment")
+            raise ConfigError(f"{llm[0]}: an LLM config file cannot name another one")
+        s = dataclasses.replace(s, llm=_apply(s.llm, data, llm[0]))
+    return _apply(s, _env_layer(dict(env)), "environment")
 
 
 def get_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
@@ -496,5 +514,6 @@ def get_settings(config_file: str | Path | None = None, **overrides: Any) -> Set
     """
     env = tuple(sorted((k, v) for k, v in os.environ.items()
                        if k.startswith(ENV_PREFIX) or k in ("XDG_CACHE_HOME", "HOME")))
-    s = _load(_stamp(find_config_file(config_file)), env)
+    main = _stamp(find_config_file(config_file))
+    s = _load(main, _stamp(_llm_file(main, dict(env))), env)
     return s.replace(**overrides) if overrides else s

@@ -114,14 +114,14 @@ def test_env_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_config_file_overridden_by_environment(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from aspectrag.errors import ConfigError
-    from aspectrag.generate.openai_chat import env_configured
+    from aspectrag.settings import get_settings
 
     for var in ("ASPECTRAG_LLM_BASE_URL", "ASPECTRAG_LLM_MODEL", "ASPECTRAG_LLM_TIMEOUT"):
         monkeypatch.delenv(var, raising=False)
     f = tmp_path / "llm.toml"
     f.write_text('base_url = "http://127.0.0.1:9/v1"\nmodel = "filemodel"\ntimeout = 7\n')
     monkeypatch.setenv("ASPECTRAG_LLM_CONFIG", str(f))
-    assert env_configured()
+    assert get_settings().llm.configured
     g = OpenAIGenerator()
     assert (g.model, g.base_url, g.timeout) == ("filemodel", "http://127.0.0.1:9/v1", 7.0)
     monkeypatch.setenv("ASPECTRAG_LLM_MODEL", "envmodel")

@@ -22,10 +22,12 @@ def build_generator(
     """Generator for ``spec``.
 
     Specs:
-        None: ``openai`` with the ``ASPECTRAG_LLM_*`` environment if configured, else extractive.
+        None: ``openai`` if an LLM endpoint is configured (``llm`` settings: base URL and model,
+            from the environment or the config files; the same rule as
+            ``--query-generator auto``), else extractive.
         "extractive": ``ExtractiveGenerator(embedder)``.
-        "openai" / "openai:MODEL": OpenAI-compatible chat API (model from the spec or
-            ``ASPECTRAG_LLM_MODEL``; base URL and key from the environment or ``options``).
+        "openai" / "openai:MODEL": OpenAI-compatible chat API (model from the spec or the
+            ``llm.model`` setting; base URL and key from ``options`` or the settings).
         "openai-completions:MODEL": the same over the completions API; with
             ``decoding="rag-token"`` the top-logprobs RAG-Token approximation.
         "hf:PATH": local Hugging Face causal or seq2seq model folder.
@@ -42,12 +44,12 @@ def build_generator(
         ConfigError: unknown spec or decoding, a decoding the backend cannot do, or no embedder
             for the extractive answerer.
     """
-    from aspectrag.generate.openai_chat import env_configured
+    from aspectrag.settings import get_settings
 
     if decoding not in DECODINGS:
         raise ConfigError(f"--decoding {decoding!r}: expected one of {', '.join(DECODINGS)}")
     if spec is None:
-        spec = "openai" if env_configured() else "extractive"
+        spec = "openai" if get_settings().llm.configured else "extractive"
     kind, _, arg = spec.partition(":")
     if kind == "extractive":
         if decoding != "concat":

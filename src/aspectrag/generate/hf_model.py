@@ -10,7 +10,8 @@ does not shift positions; encoder-decoder models pad the encoder input and decod
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,24 @@ from aspectrag.types import Hit
 log = logging.getLogger("aspectrag.generate")
 
 
+@contextmanager
+def _as_generation_error() -> Iterator[None]:
+    """The LLM layer's ``ConfigError`` (bad model folder) as a ``GenerationError``."""
+    from aspectrag.errors import ConfigError
+
+    try:
+        yield
+    except ConfigError as e:
+        raise GenerationError(str(e)) from e
+
+
 class LocalLM:
     """A causal (GPT-2, Llama, ...) or seq2seq (T5, BART, ...) model from a local folder.
 
     Args:
         path: folder with ``config.json``, weights and tokenizer files (``save_pretrained``).
-        device: torch device ("cpu", "cuda"); default: "cuda" if available, else "cpu".
+        device: torch device ("cpu", "cuda"); default: "cuda" if available, else "cpu"
+            (``aspectrag.llm.pick_device``).
         context_tokens: prompt + answer budget in tokens (default: the model's position limit,
             or 2048 when it has none).
         dtype: torch dtype for the weights (default float32 on CPU, the saved one on GPU).
@@ -46,46 +59,30 @@ class LocalLM:
         context_tokens: int | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        from aspectrag.llm import check_model_folder, pick_device
+
         self.path = Path(path)
-        if not (self.path / "config.json").is_file():
-            raise GenerationError(
-                f"{self.path}: not a Hugging Face model folder (no config.json); pass --llm hf:PATH "
-                "with a folder written by save_pretrained"
-            )
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        with _as_generation_error():
+            check_model_folder(self.path)
+        self.device = pick_device(device)
         self._context_tokens = context_tokens
         self._dtype = dtype
 
     @cached_property
     def tokenizer(self) -> Any:
-        from transformers import AutoTokenizer
+        """The folder's tokenizer (``aspectrag.llm.load_tokenizer``; pad = EOS if unset)."""
+        from aspectrag.llm import load_tokenizer
 
-        try:
-            tok = AutoTokenizer.from_pretrained(self.path)
-        except (OSError, ValueError) as e:
-            raise GenerationError(f"{self.path}: cannot load the tokenizer ({e})") from e
-        if tok.pad_token_id is None:
-            tok.pad_token = tok.eos_token
-        return tok
+        with _as_generation_error():
+            return load_tokenizer(self.path)
 
     @cached_property
     def model(self) -> Any:
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+        """The model in eval mode on ``device`` (``aspectrag.llm.load_model``)."""
+        from aspectrag.llm import load_model
 
-        from aspectrag.config import setup_threads
-
-        setup_threads()
-        try:
-            cfg = AutoConfig.from_pretrained(self.path)
-            cls = AutoModelForSeq2SeqLM if cfg.is_encoder_decoder else AutoModelForCausalLM
-            kw: dict[str, Any] = {}
-            if self._dtype is not None:
-                kw["dtype"] = self._dtype
-            m = cls.from_pretrained(self.path, **kw)
-        except (OSError, ValueError) as e:
-            raise GenerationError(f"{self.path}: cannot load the model ({e})") from e
-        m.eval()
-        return m.to(self.device)
+        with _as_generation_error():
+            return load_model(self.path, device=self.device, dtype=self._dtype)
 
     @property
     def is_encoder_decoder(self) -> bool:

@@ -1,15 +1,10 @@
 """Generation with an OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp server, Ollama...).
 
-Configuration (constructor arguments override environment variables, which override the
-optional TOML file named by ``ASPECTRAG_LLM_CONFIG`` with keys ``base_url``, ``model``,
-``api_key``, ``timeout``, ``max_retries``, ``context_tokens``, ``prompt_template``):
-    ASPECTRAG_LLM_BASE_URL   endpoint, e.g. ``http://127.0.0.1:8000/v1``
-    ASPECTRAG_LLM_MODEL      model name
-    ASPECTRAG_LLM_API_KEY    key (local servers usually accept any; default "not-needed")
-    ASPECTRAG_LLM_TIMEOUT    seconds per request (default 60)
-    ASPECTRAG_LLM_MAX_RETRIES  retries on connection errors, 408/409/429 and 5xx (default 3)
-    ASPECTRAG_LLM_CONTEXT_TOKENS  prompt budget in tokens (default 6000)
-    ASPECTRAG_PROMPT_TEMPLATE  JSON file of prompt templates (see ``prompt.PromptTemplate``)
+Configuration: constructor arguments override the ``llm`` settings (``aspectrag.settings``:
+environment ``ASPECTRAG_LLM_BASE_URL`` / ``_MODEL`` / ``_API_KEY`` / ``_TIMEOUT`` (s, default
+60) / ``_MAX_RETRIES`` (default 3) / ``_CONTEXT_TOKENS`` (default 6000),
+``ASPECTRAG_PROMPT_TEMPLATE``, then the TOML file ``ASPECTRAG_LLM_CONFIG`` and the config
+file's ``[llm]`` table). The client comes from ``aspectrag.llm`` (needs the ``llm`` extra).
 
 Retries use the ``openai`` client's exponential backoff with jitter (0.5 s doubling, capped at
 8 s, honouring ``Retry-After``). The server's tokenizer is not available offline, so the
@@ -20,7 +15,6 @@ context budget is counted with ``prompt.approx_tokens`` (4 characters per token)
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
@@ -33,66 +27,12 @@ from aspectrag.generate.prompt import (
     approx_tokens,
     build_prompt,
 )
+from aspectrag.llm import NO_KEY, openai_client
 from aspectrag.types import Answer, Hit
 
 log = logging.getLogger("aspectrag.generate")
 
 Api = Literal["chat", "completions"]
-
-
-_KEYS = (
-    "base_url",
-    "model",
-    "api_key",
-    "timeout",
-    "max_retries",
-    "context_tokens",
-    "prompt_template",
-)
-
-
-def llm_settings() -> dict[str, str]:
-    """LLM settings: the TOML file ``ASPECTRAG_LLM_CONFIG`` (if set), overridden by the
-    environment variables ``ASPECTRAG_LLM_<KEY>`` (``ASPECTRAG_PROMPT_TEMPLATE`` for the
-    template). Values are strings; missing keys are absent.
-
-    Raises:
-        ConfigError: the config file is unreadable, not TOML, or has unknown keys.
-    """
-    import tomllib
-
-    from aspectrag.errors import ConfigError
-
-    out: dict[str, str] = {}
-    path = os.environ.get("ASPECTRAG_LLM_CONFIG")
-    if path:
-        try:
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise ConfigError(f"{path} (ASPECTRAG_LLM_CONFIG): cannot read TOML ({e})") from e
-        unknown = set(data) - set(_KEYS)
-        if unknown:
-            raise ConfigError(
-                f"{path} (ASPECTRAG_LLM_CONFIG): unknown keys {sorted(unknown)}; "
-                f"allowed: {', '.join(_KEYS)}"
-            )
-        out.update({k: str(v) for k, v in data.items()})
-    for key in _KEYS:
-        var = (
-            "ASPECTRAG_PROMPT_TEMPLATE"
-            if key == "prompt_template"
-            else f"ASPECTRAG_LLM_{key.upper()}"
-        )
-        if os.environ.get(var):
-            out[key] = os.environ[var]
-    return out
-
-
-def env_configured() -> bool:
-    """Whether an LLM endpoint is configured: base URL and model set (environment or file)."""
-    s = llm_settings()
-    return bool(s.get("base_url") and s.get("model"))
 
 
 class OpenAIGenerator:
@@ -104,20 +44,22 @@ class OpenAIGenerator:
     listed in ``extras["invalid_citations"]``.
 
     Args:
-        model: model name (default ``ASPECTRAG_LLM_MODEL``).
-        base_url: endpoint (default ``ASPECTRAG_LLM_BASE_URL``; None -> api.openai.com).
-        api_key: key (default ``ASPECTRAG_LLM_API_KEY`` or "not-needed").
+        model: model name (default: the ``llm.model`` setting, ``ASPECTRAG_LLM_MODEL``).
+        base_url: endpoint (default ``llm.base_url``; None -> api.openai.com).
+        api_key: key (default ``llm.api_key`` or "not-needed").
         api: "chat" (``/chat/completions``) or "completions" (``/completions``).
-        timeout: seconds per HTTP request.
-        max_retries: retries with backoff on connection errors, 408, 409, 429 and 5xx.
-        context_tokens: prompt budget in tokens (passages are packed to fit).
+        timeout: seconds per HTTP request (default ``llm.timeout``).
+        max_retries: retries with backoff on connection errors, 408, 409, 429 and 5xx
+            (default ``llm.max_retries``).
+        context_tokens: prompt budget in tokens; passages are packed to fit (default
+            ``llm.context_tokens``).
         max_tokens: most tokens generated.
         temperature: sampling temperature (0 = greedy).
-        template: prompt templates.
+        template: prompt templates (default: the ``llm.prompt_template`` file, else built-in).
         count_tokens: token counter for the budget (default ``approx_tokens``).
 
     Raises:
-        ConfigError: no model given and ``ASPECTRAG_LLM_MODEL`` unset.
+        ConfigError: no model given and ``ASPECTRAG_LLM_MODEL`` unset; invalid settings.
     """
 
     def __init__(
@@ -136,27 +78,31 @@ class OpenAIGenerator:
         count_tokens: TokenCounter = approx_tokens,
     ) -> None:
         from aspectrag.errors import ConfigError
+        from aspectrag.llm import resolve_llm
 
-        cfg = llm_settings()
-        self.model = model or cfg.get("model", "")
+        cfg = resolve_llm(
+            model,
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            context_tokens=context_tokens,
+        )
+        self.model = cfg.model or ""
         if not self.model:
             raise ConfigError(
                 "no LLM model: pass --llm openai:MODEL or set ASPECTRAG_LLM_MODEL "
                 "(and ASPECTRAG_LLM_BASE_URL for a non-OpenAI server)"
             )
-        self.base_url = base_url or cfg.get("base_url") or None
-        self.api_key = api_key or cfg.get("api_key") or "not-needed"
+        self.base_url = cfg.base_url
+        self.api_key = cfg.api_key or NO_KEY
         self.api: Api = api
-        self.timeout = float(timeout if timeout is not None else cfg.get("timeout", "60"))
-        self.max_retries = int(
-            max_retries if max_retries is not None else cfg.get("max_retries", "3")
-        )
-        self.context_tokens = int(
-            context_tokens if context_tokens is not None else cfg.get("context_tokens", "6000")
-        )
+        self.timeout = float(cfg.timeout)
+        self.max_retries = int(cfg.max_retries)
+        self.context_tokens = int(cfg.context_tokens)
         self.max_tokens = max_tokens
         self.temperature = temperature
-        tpl_file = cfg.get("prompt_template")
+        tpl_file = cfg.prompt_template
         self.template = template or (
             PromptTemplate.from_file(tpl_file) if tpl_file else PromptTemplate()
         )
@@ -168,9 +114,7 @@ class OpenAIGenerator:
     def client(self) -> Any:
         """The ``openai.OpenAI`` client (created on first use)."""
         if self._client is None:
-            import openai
-
-            self._client = openai.OpenAI(
+            self._client = openai_client(
                 base_url=self.base_url,
                 api_key=self.api_key,
                 timeout=self.timeout,
@@ -204,7 +148,9 @@ class OpenAIGenerator:
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` (an ``openai`` client call) and turn its errors into ``GenerationError``
         with a message naming the endpoint and what to do."""
-        import openai
+        from aspectrag.extras import optional_import
+
+        openai = optional_import("openai", "an OpenAI-compatible LLM")
 
         where = self.base_url or "api.openai.com"
         try:

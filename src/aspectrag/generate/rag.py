@@ -1,9 +1,11 @@
 """RAG-Sequence and RAG-Token marginalisation over retrieved passages with a local HF model.
 
 Lewis et al. 2020, "Retrieval-Augmented Generation for Knowledge-Intensive NLP Tasks", §2.1
-(models) and §2.5 (decoding); formulas in ``design/ALGORITHMS.md`` §3. The generator sees one
-passage z at a time (a one-passage grounded prompt per hit); the retrieval prior over the top
-K hits is p(z|x) = softmax of their retrieval scores (``Hit.score``).
+(models: the two marginals below are its RAG-Sequence and RAG-Token definitions) and §2.5
+(decoding); the project's method notes state them in "RAG-Sequence and RAG-Token (Lewis et al.
+2020)". The generator sees one passage z at a time (a one-passage grounded prompt per hit); the
+retrieval prior over the top K hits is p(z|x) = softmax of their retrieval scores
+(``Hit.score``).
 
 * RAG-Sequence: log p(y|x) = logsumexp_z [ log p(z|x) + sum_i log p(y_i | x, z, y_<i) ].
   Decoding: beam search under each passage, union of the hypotheses, each rescored under

@@ -1,17 +1,17 @@
 """Builds a query generator from a spec string: the one place mapping names to generators.
 
 Specs: ``rules`` (optionally ``rules:paragraphs+sentences+keywords``), ``openai:MODEL``
-(endpoint from ``ASPECTRAG_LLM_BASE_URL`` / ``ASPECTRAG_LLM_API_KEY``), ``hf:PATH`` (local
-causal LM folder), ``replay:PATH`` (recorded queries), ``none`` (no generation: the question
-only). ``auto`` (default): the configured OpenAI-compatible LLM if ``ASPECTRAG_LLM_BASE_URL``
-and ``ASPECTRAG_LLM_MODEL`` are set, else ``rules``.
+(endpoint from the ``llm`` settings: ``ASPECTRAG_LLM_BASE_URL`` / ``ASPECTRAG_LLM_API_KEY`` or
+the config files), ``hf:PATH`` (local language-model folder), ``replay:PATH`` (recorded
+queries), ``none`` (no generation: the question only). ``auto`` (default): the configured
+OpenAI-compatible LLM when ``llm.configured`` (base URL and model set, from the environment or
+the config files: the rule ``ask`` uses too), else ``rules``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aspectrag.config import LLMConfig
 from aspectrag.errors import ConfigError
 from aspectrag.retrieve.base import Retriever
 from aspectrag.retrieve.query_gen.base import QueryGenerator
@@ -38,7 +38,9 @@ def build_query_generator(
     spec = (spec or "auto").strip()
     kind, _, arg = spec.partition(":")
     if kind == "auto":
-        cfg = LLMConfig()
+        from aspectrag.llm import resolve_llm
+
+        cfg = resolve_llm()
         if cfg.configured:
             kind, arg = "openai", cfg.model or ""
         else:
@@ -60,16 +62,16 @@ def build_query_generator(
             raise ConfigError("query generator 'replay:PATH' needs the recording's path")
         return ReplayQueryGenerator(arg)
     if kind == "openai":
+        from aspectrag.llm import resolve_llm
         from aspectrag.retrieve.query_gen.llm import OpenAIQueryGenerator
 
-        cfg = LLMConfig()
-        model = arg or cfg.model
-        if not model:
+        cfg = resolve_llm(arg or None)
+        if not cfg.model:
             raise ConfigError(
                 "query generator 'openai' needs a model: openai:MODEL or ASPECTRAG_LLM_MODEL"
             )
         return OpenAIQueryGenerator(
-            model, base_url=cfg.base_url, api_key=cfg.api_key, n=n, **llm_options
+            cfg.model, base_url=cfg.base_url, api_key=cfg.api_key, n=n, **llm_options
         )
     if kind == "hf":
         from aspectrag.retrieve.query_gen.llm import HFQueryGenerator

@@ -90,7 +90,7 @@ class OpenAIQueryGenerator:
     ) -> None:
         if n < 1:
             raise ConfigError(f"multi-query: n must be >= 1, got {n}")
-        import openai
+        from aspectrag.llm import openai_client
 
         self.model = model
         self.n = n
@@ -100,8 +100,8 @@ class OpenAIQueryGenerator:
         self.max_tokens = max_tokens
         self.max_chars = max_chars
         self.name = f"llm:{model}"
-        self._client = openai.OpenAI(
-            base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0
+        self._client = openai_client(
+            base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0
         )
 
     def complete(self, question: str) -> str:
@@ -138,17 +138,18 @@ class OpenAIQueryGenerator:
 
 
 class HFQueryGenerator:
-    """Query variants from a local Hugging Face causal LM (a folder; nothing is downloaded).
+    """Query variants from a local Hugging Face language model (a folder; nothing is
+    downloaded), loaded by ``aspectrag.llm.load_model`` (causal or seq2seq).
 
-    Uses the tokenizer's chat template when it has one, else the plain prompt. Greedy decoding
-    when ``temperature`` is 0, sampling otherwise.
+    Uses the tokenizer's chat template when it has one (causal models), else the plain prompt.
+    Greedy decoding when ``temperature`` is 0, sampling otherwise.
 
     Args:
         model_path: folder with ``config.json``, weights and tokenizer files.
         n, template, temperature, max_chars: as for :class:`OpenAIQueryGenerator`.
         max_new_tokens: generation limit in tokens.
         timeout: seconds; generation stops (``MaxTimeCriteria``) and the partial output is parsed.
-        device: torch device string.
+        device: torch device string (default: "cuda" if available, else "cpu").
 
     Raises:
         ConfigError: the folder does not exist, invalid template, or n < 1.
@@ -164,14 +165,11 @@ class HFQueryGenerator:
         max_new_tokens: int = 128,
         timeout: float = 60.0,
         max_chars: int = 300,
-        device: str = "cpu",
+        device: str | None = None,
     ) -> None:
-        path = Path(model_path)
-        if not (path / "config.json").is_file():
-            raise ConfigError(
-                f"{path}: not a Hugging Face model folder (no config.json); give the folder "
-                "where save_pretrained wrote the model and tokenizer"
-            )
+        from aspectrag.llm import check_model_folder, pick_device
+
+        path = check_model_folder(model_path)
         if n < 1:
             raise ConfigError(f"multi-query: n must be >= 1, got {n}")
         self.model_path = path
@@ -181,7 +179,7 @@ class HFQueryGenerator:
         self.max_new_tokens = max_new_tokens
         self.timeout = timeout
         self.max_chars = max_chars
-        self.device = device
+        self.device = pick_device(device)
         self.name = f"hf:{path.name}"
         self._model: Any = None
         self._tokenizer: Any = None
@@ -189,14 +187,10 @@ class HFQueryGenerator:
     def _load(self) -> None:
         if self._model is not None:
             return
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from aspectrag.llm import load_model, load_tokenizer
 
-        from aspectrag.config import setup_threads
-
-        setup_threads()
-        self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        self._model = AutoModelForCausalLM.from_pretrained(self.model_path).to(self.device)
-        self._model.eval()
+        self._tokenizer = load_tokenizer(self.model_path)
+        self._model = load_model(self.model_path, device=self.device)
 
     def complete(self, question: str) -> str:
         """Raw generated text (prompt excluded)."""
@@ -206,7 +200,8 @@ class HFQueryGenerator:
         self._load()
         tok, model = self._tokenizer, self._model
         prompt = self.template.format(question=question, n=self.n)
-        if getattr(tok, "chat_template", None):
+        seq2seq = bool(model.config.is_encoder_decoder)
+        if getattr(tok, "chat_template", None) and not seq2seq:
             ids = tok.apply_chat_template(
                 [{"role": "user", "content": prompt}],
                 add_generation_prompt=True,
@@ -229,7 +224,8 @@ class HFQueryGenerator:
                 stopping_criteria=StoppingCriteriaList([MaxTimeCriteria(self.timeout)]),
                 **kwargs,
             )
-        return tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+        start = 0 if seq2seq else ids.shape[1]  # a decoder-only output repeats the prompt
+        return tok.decode(out[0, start:], skip_special_tokens=True)
 
     def generate(self, question: str) -> list[SubQuery]:
         """Up to ``n`` parsed variants; ``[question]`` (origin ``"fallback"``) on any failure."""
