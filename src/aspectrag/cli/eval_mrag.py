@@ -71,6 +71,10 @@ def eval_mrag(
             names.insert(0, baseline)
         for n in names:
             get_strategy(n)  # validate every name before the long work
+        if plot is not None:  # and the plot's optional package
+            from aspectrag.extras import optional_import
+
+            optional_import("matplotlib", "--plot")
         ev = MragEvaluation(ds, cache_dir, progress=sys.stderr.isatty())
         ev.index("main")
         ev.warm()  # query encodings cached: the ms/query figures are search time only

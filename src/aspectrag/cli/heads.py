@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from aspectrag.cli.main import IndexOpt, app, console, fail, open_index, out
-from aspectrag.config import default_index_path
 from aspectrag.errors import AspectragError
+from aspectrag.settings import IndexSettings
 
-_DEFAULT_INDEX = default_index_path()
+_DEFAULT_INDEX = Path(IndexSettings().location)  # --index resolves the setting
 
 
 @app.command("heads")
@@ -54,7 +54,10 @@ def heads_cmd(
         for i in range(len(s))
     ]
     if plot is not None:
-        _bar_plot(rows, plot, f"{index} ({stats.count} chunks)")
+        try:
+            _bar_plot(rows, plot, f"{index} ({stats.count} chunks)")
+        except AspectragError as e:  # matplotlib missing
+            fail(str(e))
         console.print(f"plot written to {plot}")
     if as_json:
         print(
@@ -88,8 +91,9 @@ def heads_cmd(
 
 
 def _bar_plot(rows: list[dict], path: Path, title: str) -> None:  # type: ignore[type-arg]
-    import matplotlib
+    from aspectrag.extras import optional_import
 
+    matplotlib = optional_import("matplotlib", "plotting head importances (--plot)")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

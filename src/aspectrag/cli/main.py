@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aspectrag.errors import AspectragError
+from aspectrag.settings import IndexSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Retrieval-augmented generation for questions with many aspects.")
@@ -25,15 +26,27 @@ app.add_typer(eval_app, name="eval")
 console = Console(stderr=True)
 out = Console(soft_wrap=True)
 
-DEFAULT_INDEX = Path(".aspectrag")  # overridden by --index / ASPECTRAG_INDEX
-IndexOpt = Annotated[Path, typer.Option("--index", envvar="ASPECTRAG_INDEX",
-                                        help="Index folder.", show_default=True)]
+def _index_default(ctx: typer.Context, param: typer.CallbackParam, value: Path) -> Path:
+    """``--index`` when given, else the ``index.location`` setting (env > config file > default):
+    the settings' precedence, not typer's envvar."""
+    source = ctx.get_parameter_source(param.name or "index")
+    if source is not None and source.name == "DEFAULT":  # typer vendors click: compare names
+        return Path(settings().index.location)
+    return value
+
+
+DEFAULT_INDEX = Path(IndexSettings().location)  # --index's callback resolves the setting
+IndexOpt = Annotated[Path, typer.Option(
+    "--index", callback=_index_default, show_default=False,
+    help="Index folder (default: $ASPECTRAG_INDEX, the config file's [index] location, "
+         "or ./.aspectrag).")]
 RetrieverOpt = Annotated[str, typer.Option("--retriever", "-r",
                                            help="bm25 | dense | hybrid | multiquery | multihead ...")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 AdapterOpt = Annotated[Path | None, typer.Option(
     "--embedder-adapter", help="LoRA adapter folder (aspectrag train embedder) applied to the "
-    "embedder; an index built with it must be searched with it.")]
+    "embedder; an index built with it must be searched with it (default: "
+    "$ASPECTRAG_EMBEDDER_ADAPTER / the config file's [embedder] adapter).")]
 RerankOpt = Annotated[str | None, typer.Option(
     "--rerank", help="Second stage: late-interaction | cross-encoder | bi-encoder.")]
 RerankDepthOpt = Annotated[int, typer.Option("--rerank-depth", help="First-stage candidates reranked.")]
@@ -43,9 +56,26 @@ RerankModelOpt = Annotated[Path | None, typer.Option(
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="INFO logging.")] = False,
+          config: Annotated[Path | None, typer.Option(
+              "--config", help="TOML settings file (default: $ASPECTRAG_CONFIG, ./aspectrag.toml, "
+              "~/.config/aspectrag/config.toml). Flags > environment > file > defaults.")] = None,
           ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from aspectrag.settings import use_config_file
+
+    use_config_file(config)
+    settings()  # a bad file or variable: one error line now, not a traceback later
+
+
+def settings():  # type: ignore[no-untyped-def]
+    """The settings (``aspectrag.settings.get_settings``); a bad value ends with one error line."""
+    from aspectrag.settings import get_settings
+
+    try:
+        return get_settings()
+    except AspectragError as e:
+        fail(str(e))
 
 
 def fail(msg: str, code: int = 2) -> None:
@@ -55,10 +85,15 @@ def fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _path_or_none(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
 def open_index(path: Path, adapter: Path | None = None):  # type: ignore[no-untyped-def]
     """The index at ``path``; with ``adapter``, its embedder is the base model + LoRA adapter."""
     from aspectrag.index import Index
 
+    adapter = adapter or _path_or_none(settings().embedder.adapter)
     if adapter is None:
         return Index(path)
     from aspectrag.embed.factory import build_embedder
@@ -74,18 +109,19 @@ def ingest(
     sources: Annotated[list[str], typer.Argument(help="Files, folders or http(s) URLs.")],
     index: IndexOpt = DEFAULT_INDEX,
     glob: Annotated[str | None, typer.Option(help="Only files matching this pattern, e.g. '*.pdf'.")] = None,
-    chunk_size: Annotated[int, typer.Option(help="Chunk size in embedder tokens.")] = 224,
-    chunk_overlap: Annotated[int, typer.Option(help="Chunk overlap in embedder tokens.")] = 32,
+    chunk_size: Annotated[int | None, typer.Option(
+        help="Chunk size in embedder tokens (default: the chunking setting, 224).")] = None,
+    chunk_overlap: Annotated[int | None, typer.Option(
+        help="Chunk overlap in embedder tokens (default: the chunking setting, 32).")] = None,
     embedder_adapter: AdapterOpt = None,
     token_cache: Annotated[bool, typer.Option(
         help="Also store the chunks' token vectors for --rerank late-interaction "
              "(<index>/token_vectors.sqlite; like `aspectrag rerank cache`).")] = False,
 ) -> None:
     """Add or update documents; unchanged ones are skipped. Exit code 1 if some failed."""
-    from aspectrag.config import ChunkingConfig
-
     idx = open_index(index, embedder_adapter)
-    idx.chunking = ChunkingConfig(chunk_size, chunk_overlap)
+    idx.chunking = settings().replace(
+        chunking={"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}).chunking
     try:
         rep = idx.ingest(sources, glob=glob, progress=sys.stderr.isatty())
     except AspectragError as e:
@@ -344,6 +380,7 @@ def eval_beir(
     except AspectragError as e:
         fail(str(e))
     path = index or default_eval_index(folder)
+    embedder_adapter = embedder_adapter or _path_or_none(settings().embedder.adapter)
     if embedder_adapter is not None and index is None:  # one cache index per adapter
         from aspectrag.train.adapter import adapter_id
 

@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 
 from aspectrag.cli.main import AdapterOpt, IndexOpt, app, console, fail, open_index
-from aspectrag.config import default_index_path
 from aspectrag.errors import AspectragError
+from aspectrag.settings import IndexSettings
 
-_DEFAULT_INDEX = default_index_path()
+_DEFAULT_INDEX = Path(IndexSettings().location)  # --index resolves the setting
 rerank_app = typer.Typer(no_args_is_help=True, help="Second-stage reranking utilities.")
 app.add_typer(rerank_app, name="rerank")
 

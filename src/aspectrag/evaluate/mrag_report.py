@@ -152,8 +152,9 @@ def plot(
     """PNG like the paper's Fig. 5: mean improvement of the weighted score over the baseline
     against the number of documents fetched (k = a .. a + 10), one panel per aspect count,
     with paired-bootstrap 95% bands. Returns the path written."""
-    import matplotlib
+    from aspectrag.extras import optional_import
 
+    matplotlib = optional_import("matplotlib", "the MRAG report figure")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

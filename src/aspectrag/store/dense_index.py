@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger("aspectrag.store")
+_NO_FAISS_NOTED = False
+
+
+def _faiss():  # type: ignore[no-untyped-def]
+    """The ``faiss`` module, or None when the ``ann`` extra is missing (exact search then;
+    noted once per process at INFO level)."""
+    global _NO_FAISS_NOTED
+    try:
+        import faiss
+    except ImportError:
+        if not _NO_FAISS_NOTED:
+            _NO_FAISS_NOTED = True
+            log.info("faiss is not installed: exact vector search on large indexes "
+                     "(install aspectrag[ann] for HNSW)")
+        return None
+    return faiss
 
 
 class DenseIndex:
@@ -29,8 +48,9 @@ class DenseIndex:
 
     def _ensure_hnsw(self):  # type: ignore[no-untyped-def]
         if self._hnsw is None and len(self.rowids) >= self.ann_threshold:
-            import faiss
-
+            faiss = _faiss()
+            if faiss is None:
+                return None
             index = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = 80
             index.add(self.vectors)

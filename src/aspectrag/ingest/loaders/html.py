@@ -11,14 +11,27 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-
-import trafilatura
-from lxml import etree
-from trafilatura.utils import load_html
+from typing import TYPE_CHECKING, Any
 
 from aspectrag.errors import LoadError
 from aspectrag.ingest.loaders.common import check_not_binary, fingerprint, read_file
 from aspectrag.types import Document, Section
+
+if TYPE_CHECKING:
+    from lxml import etree
+
+
+def _html_modules(source: str) -> tuple[Any, Any]:
+    """``trafilatura`` and ``lxml.etree`` (extra ``html``); missing: this source fails, saying
+    what to install."""
+    from aspectrag.extras import MissingExtraError, optional_import
+
+    try:
+        trafilatura = optional_import("trafilatura", "reading HTML pages")
+        optional_import("trafilatura.utils", "reading HTML pages")
+        return trafilatura, optional_import("lxml.etree", "reading HTML pages")
+    except MissingExtraError as e:
+        raise LoadError(source, str(e)) from None
 
 HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
 
@@ -139,6 +152,7 @@ def parse_html(
         LoadError: binary bytes, or no main content found.
     """
     check_not_binary(source, raw)
+    trafilatura, etree = _html_modules(source)
     markup: bytes | str = raw
     if charset:
         try:
@@ -146,7 +160,7 @@ def parse_html(
         except (LookupError, UnicodeDecodeError):
             markup = raw
     try:
-        tree = load_html(markup)
+        tree = trafilatura.utils.load_html(markup)
         if tree is None:
             raise LoadError(source, "not parseable as HTML")
         _unwrap_broken_figures(tree)

@@ -14,15 +14,26 @@ import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import pypdf
-from pypdf.errors import PdfReadError
+from typing import TYPE_CHECKING, Any
 
 from aspectrag.errors import LoadError
 from aspectrag.ingest.loaders.common import fingerprint, read_file
 from aspectrag.types import Document, Section
 
+if TYPE_CHECKING:
+    import pypdf
+
 log = logging.getLogger("aspectrag.ingest")
+
+
+def _pypdf(source: str) -> Any:
+    """The ``pypdf`` module (extra ``pdf``); missing: this file fails, saying what to install."""
+    from aspectrag.extras import MissingExtraError, optional_import
+
+    try:
+        return optional_import("pypdf", "reading PDF files")
+    except MissingExtraError as e:
+        raise LoadError(source, str(e)) from None
 
 PDF_SUFFIXES = frozenset({".pdf"})
 
@@ -144,7 +155,7 @@ def _quiet_pypdf() -> Iterator[None]:
         pypdf_log.setLevel(level)
 
 
-def _title(reader: pypdf.PdfReader, fallback: str) -> str:
+def _title(reader: pypdf.PdfReader, fallback: str) -> str:  # noqa: F821 (TYPE_CHECKING)
     try:
         title = (reader.metadata.title if reader.metadata else None) or ""
     except Exception:  # broken info dictionary
@@ -175,11 +186,13 @@ def parse_pdf(raw: bytes, *, source: str, doc_id: str, fallback_title: str) -> D
     """
     if b"%PDF-" not in raw[:1024]:
         raise LoadError(source, "not a PDF file (no %PDF- header)")
+    _pypdf(source)
     with _quiet_pypdf():
         return _parse_pdf(raw, source=source, doc_id=doc_id, fallback_title=fallback_title)
 
 
 def _parse_pdf(raw: bytes, *, source: str, doc_id: str, fallback_title: str) -> Document:
+    pypdf = _pypdf(source)
     try:
         reader = pypdf.PdfReader(io.BytesIO(raw))
         if reader.is_encrypted:
@@ -192,7 +205,7 @@ def _parse_pdf(raw: bytes, *, source: str, doc_id: str, fallback_title: str) -> 
         pages = list(reader.pages)
     except LoadError:
         raise
-    except (PdfReadError, Exception) as exc:
+    except Exception as exc:  # pypdf's PdfReadError and the rest
         raise LoadError(source, f"corrupt PDF ({type(exc).__name__}: {exc})") from None
     if not pages:
         raise LoadError(source, "PDF has no pages")
