@@ -376,6 +376,9 @@ def eval_beir(
     )
 
     try:
+        from aspectrag.extras import optional_import
+
+        optional_import("ranx", "eval beir")  # before the long work
         ds = load_beir(folder, split)
     except AspectragError as e:
         fail(str(e))

@@ -111,10 +111,18 @@ def run_retriever(retriever: Retriever, queries: dict[str, str], *, n_docs: int 
     return run
 
 
+def _ranx():  # type: ignore[no-untyped-def]
+    """``ranx``'s Qrels, Run and evaluate (extra ``eval``; MissingExtraError when absent)."""
+    from aspectrag.extras import optional_import
+
+    ranx = optional_import("ranx", "evaluation metrics")
+    return ranx.Qrels, ranx.Run, ranx.evaluate
+
+
 def score_run(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
               metrics: Sequence[str] = METRICS) -> dict[str, float]:
     """Mean metrics with ranx (Bassani 2022); queries with no hits count as zero."""
-    from ranx import Qrels, Run, evaluate
+    Qrels, Run, evaluate = _ranx()
 
     res = evaluate(Qrels(qrels), Run(_complete(qrels, run)), list(metrics), make_comparable=True)
     if isinstance(res, float):
@@ -126,7 +134,7 @@ def per_query_scores(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, 
                      metric: str = "ndcg@10") -> np.ndarray:
     """Per-query ``metric`` with ranx: float64 array of shape (len(qrels),), in ``qrels``
     order; queries with no hits score zero."""
-    from ranx import Qrels, Run, evaluate
+    Qrels, Run, evaluate = _ranx()
 
     return np.asarray(evaluate(Qrels(qrels), Run(_complete(qrels, run)), metric,
                                return_mean=False, make_comparable=True), dtype=np.float64)
