@@ -24,6 +24,7 @@ from aspectrag.ingest.pipeline import IngestReport, check_embedder, make_splitte
 from aspectrag.ingest.pipeline import ingest as _ingest
 from aspectrag.ingest.pipeline import remove as _remove
 from aspectrag.retrieve.base import Retriever
+from aspectrag.settings import get_settings
 from aspectrag.store.base import Store
 from aspectrag.types import Answer, Hit
 
@@ -56,7 +57,7 @@ class Index:
         self.path = Path(path) if path is not None else default_index_path()
         self._embedder = embedder
         self._store = store
-        self.chunking = chunking or ChunkingConfig()
+        self.chunking = chunking or get_settings().chunking
 
     @cached_property
     def store(self) -> Store:
