@@ -173,6 +173,6 @@ def _model_id(path: str) -> str:
 def _progress(show: bool, total: int):  # type: ignore[no-untyped-def]
     if not show:
         return None
-    from tqdm import tqdm
+    from aspectrag.progress import progress_bar
 
-    return tqdm(total=total, desc="embedding", unit="chunk")
+    return progress_bar(total, "embedding", "chunk")

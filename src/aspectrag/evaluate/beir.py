@@ -100,9 +100,9 @@ def run_retriever(retriever: Retriever, queries: dict[str, str], *, n_docs: int 
     run: dict[str, dict[str, float]] = {}
     it = range(0, len(qids), batch)
     if progress:
-        from tqdm import tqdm
+        from aspectrag.progress import track
 
-        it = tqdm(it, desc="retrieving", unit="batch")
+        it = track(it, "retrieving", "batch")
     for i in it:
         part = qids[i : i + batch]
         results = retriever.retrieve_batch([queries[q] for q in part], chunk_depth)

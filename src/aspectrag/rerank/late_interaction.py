@@ -133,9 +133,9 @@ def fill_cache(
     todo = list(chunks)
     bar = None
     if show_progress:
-        from tqdm import tqdm
+        from aspectrag.progress import progress_bar
 
-        bar = tqdm(total=len(todo), desc="token vectors", unit="chunk")
+        bar = progress_bar(len(todo), "token vectors", "chunk")
     n = 0
     for i in range(0, len(todo), batch):
         part = todo[i : i + batch]

@@ -207,7 +207,7 @@ def train_embedder(
         out_dir: adapter folder; must not exist or be empty.
         model_path: base encoder folder (default: the bundled all-MiniLM-L6-v2).
         settings: hyper-parameters (defaults of ``LoraSettings``).
-        show_progress: tqdm progress bar with the running loss.
+        show_progress: progress bar (rich, on stderr) with the running loss.
         data_source: description of the pairs' origin, recorded in ``training.json``.
         dev: held-out queries and their dev corpus (``train/dev.py``); nDCG@10 and Recall@10
             before and after training are recorded in ``training.json`` and the result.
@@ -351,6 +351,6 @@ def plot_loss_curve(losses: Sequence[float], path: str | Path, title: str = "") 
 def _bar(show: bool, total: int):  # type: ignore[no-untyped-def]
     if not show:
         return None
-    from tqdm import tqdm
+    from aspectrag.progress import progress_bar
 
-    return tqdm(total=total, desc="training", unit="step")
+    return progress_bar(total, "training", "step")
