@@ -30,7 +30,7 @@ File layout (every key optional; unknown keys are an error)::
 
 Fields (``section.field``: environment variable, default):
     threads: ASPECTRAG_THREADS, 0 (= all cores) — torch intra-op threads (BLAS is kept at 1)
-    cache_dir: ASPECTRAG_CACHE_DIR, ``$XDG_CACHE_HOME/aspectrag`` (``~/.cache/aspectrag``)
+    cache_dir: ASPECTRAG_CACHE_DIR, ``~/.cache/aspectrag`` (BEIR and MRAG evaluation indexes)
     shared_data_dir: ASPECTRAG_SHARED_DATA, ``../shared/data``
     index.location: ASPECTRAG_INDEX, ``.aspectrag`` (a folder or ``scheme://...``)
     embedder.path: ASPECTRAG_EMBEDDER, None (= bundled all-MiniLM-L6-v2)
@@ -213,8 +213,7 @@ class URLSettings:
 
 
 def _default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "aspectrag"
+    return Path.home() / ".cache" / "aspectrag"
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,7 +512,7 @@ def get_settings(config_file: str | Path | None = None, **overrides: Any) -> Set
             the file or variable and the key).
     """
     env = tuple(sorted((k, v) for k, v in os.environ.items()
-                       if k.startswith(ENV_PREFIX) or k in ("XDG_CACHE_HOME", "HOME")))
+                       if k.startswith(ENV_PREFIX) or k == "HOME"))
     main = _stamp(find_config_file(config_file))
     s = _load(main, _stamp(_llm_file(main, dict(env))), env)
     return s.replace(**overrides) if overrides else s

@@ -72,9 +72,12 @@ def load_beir(root: str | Path, split: str = "test") -> BeirDataset:
 
 
 def default_eval_index(root: Path) -> Path:
-    """A reusable cache folder for the index of a BEIR corpus: ``~/.cache/aspectrag/beir/<name>-<hash>``."""
+    """A reusable cache folder for the index of a BEIR corpus: ``<cache_dir>/beir/<name>-<hash>``
+    (``cache_dir`` setting, default ``~/.cache/aspectrag``)."""
+    from aspectrag.settings import get_settings
+
     h = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:8]
-    return Path.home() / ".cache" / "aspectrag" / "beir" / f"{root.resolve().name}-{h}"
+    return get_settings().cache_dir / "beir" / f"{root.resolve().name}-{h}"
 
 
 def hits_to_doc_run(hits: Sequence[Hit], n_docs: int) -> dict[str, float]:

@@ -162,8 +162,10 @@ class _CachingEmbedder:
 
 
 def default_cache_dir() -> Path:
-    """``~/.cache/aspectrag/mrag``."""
-    return Path.home() / ".cache" / "aspectrag" / "mrag"
+    """``<cache_dir>/mrag`` (``cache_dir`` setting, default ``~/.cache/aspectrag``)."""
+    from aspectrag.settings import get_settings
+
+    return get_settings().cache_dir / "mrag"
 
 
 class MragEvaluation:
