@@ -66,7 +66,7 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +164,7 @@ class LLMSettings:
     timeout: float = _env("LLM_TIMEOUT", 60.0)
     max_retries: int = _env("LLM_MAX_RETRIES", 3)
     context_tokens: int = _env("LLM_CONTEXT_TOKENS", 6000)
-    prompt_template: Path | None = field(default=None, metadata={"env": "ASPECTRAG_PROMPT_TEMPLATE"})
+    prompt_template: Path | None = _env("PROMPT_TEMPLATE")
 
     @property
     def configured(self) -> bool:
@@ -252,6 +252,7 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
+@cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -360,19 +361,12 @@ def _apply(obj: Any, changes: dict[str, Any], source: str) -> Any:
     return dataclasses.replace(obj, **new) if new else obj
 
 
-_SECTION_NAMES = {
-    "IndexSettings": "index.",
-    "EmbedderSettings": "embedder.",
-    "ChunkingSettings": "chunking.",
-    "LLMSettings": "llm.",
-    "ServiceSettings": "service.",
-    "CrawlSettings": "crawl.",
-    "URLSettings": "url.",
-}
-
-
 def _section_name(obj: Any) -> str:
-    return _SECTION_NAMES.get(type(obj).__name__, "")
+    """``"llm."`` for an ``LLMSettings`` object, ``""`` for ``Settings``."""
+    for f in dataclasses.fields(Settings):
+        if _hints(Settings)[f.name] is type(obj):
+            return f.name + "."
+    return ""
 
 
 def _env_layer(env: dict[str, str]) -> dict[str, Any]:
