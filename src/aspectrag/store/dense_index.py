@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 import os
 from pathlib import Path
 
@@ -87,5 +88,5 @@ class DenseIndex:
                 if json.loads(str(z["meta"])).get("generation") != generation:
                     return None
                 return cls(z["vectors"], z["rowids"], ann_threshold)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return None
