@@ -34,7 +34,7 @@ from aspectrag.store.base import (
     source_matches,
     specs_of_vectors,
 )
-from aspectrag.types import Chunk, Document
+from aspectrag.types import Document
 
 log = logging.getLogger("aspectrag.ingest")
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import zipfile
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np

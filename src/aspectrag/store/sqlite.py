@@ -28,6 +28,7 @@ are kept in memory.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
