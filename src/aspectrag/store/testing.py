@@ -158,7 +158,7 @@ class StoreContract:
         assert store.spaces() == SPACES
         assert store.vector_spaces() == [s.name for s in SPACES]
         ids = [c.chunk_id for c in store.iter_chunks()]
-        for j, spec in enumerate(SPACES):
+        for spec in SPACES:
             stored = store.get_vectors(spec.name, ids)
             assert stored.shape == (12, spec.dim) and stored.dtype == np.float32
             np.testing.assert_allclose(stored[:3], vectors_for(3, 0)[spec.name], rtol=1e-6)
