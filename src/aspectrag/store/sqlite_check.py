@@ -14,6 +14,7 @@ an unrecorded embedder -- the data itself; then the sources must be re-ingested 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sqlite3
@@ -117,29 +118,28 @@ def _check_derived(store: SQLiteStore, conn: sqlite3.Connection, rep: CheckRepor
                           dtype=np.int64)
     folder = store.derived / "bm25"
     if folder.exists():
-        try:
-            bm = BM25Index.load(folder, gen)
-        except Exception as e:  # a damaged file that load() does not expect
-            rep.problems.append(f"derived BM25 index unreadable ({e}); `aspectrag repair` "
-                                "rebuilds it")
-            bm = None
-        if bm is None:
+        tag = _tag(lambda: json.loads((folder / "meta.json").read_text()))
+        bm = BM25Index.load(folder, gen) if tag == gen else None
+        if tag != gen and isinstance(tag, int):
             rep.notes.append("derived BM25 index is stale: rebuilt on the next search")
+        elif bm is None:
+            rep.problems.append("derived BM25 index is unreadable; `aspectrag repair` rebuilds it")
         elif not np.array_equal(bm.rowids, chunk_rows):
             rep.problems.append("derived BM25 index does not cover the stored chunks; "
                                 "`aspectrag repair` rebuilds it")
     for space in spaces:
         path = store.derived / f"vec-{space}"
-        if not path.with_suffix(".npz").exists():
+        npz = path.with_suffix(".npz")
+        if not npz.exists():
             continue
-        try:
-            dn = DenseIndex.load(path, gen, store.ann_threshold)
-        except Exception as e:
-            rep.problems.append(f"derived index of space {space!r} unreadable ({e}); "
-                                "`aspectrag repair` rebuilds it")
+        tag = _tag(lambda npz=npz: _npz_meta(npz))
+        dn = DenseIndex.load(path, gen, store.ann_threshold) if tag == gen else None
+        if tag != gen and isinstance(tag, int):
+            rep.notes.append(f"derived index of space {space!r} is stale: rebuilt on next use")
             continue
         if dn is None:
-            rep.notes.append(f"derived index of space {space!r} is stale: rebuilt on next use")
+            rep.problems.append(f"derived index of space {space!r} is unreadable; "
+                                "`aspectrag repair` rebuilds it")
             continue
         rows = [r[0] for r in conn.execute(
             "SELECT chunk FROM vectors WHERE space=? ORDER BY chunk", (space,))]
@@ -155,6 +155,19 @@ def _check_derived(store: SQLiteStore, conn: sqlite3.Connection, rep: CheckRepor
                 rep.problems.append(f"derived index of space {space!r} differs from the stored "
                                     "vectors; `aspectrag repair` rebuilds it")
                 break
+
+
+def _tag(read) -> int | None:  # type: ignore[no-untyped-def]
+    """The generation a derived index is tagged with, None when its file cannot be read."""
+    try:
+        return int(read()["generation"])
+    except Exception:  # any damage: unreadable
+        return None
+
+
+def _npz_meta(npz) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    with np.load(npz) as z:
+        return json.loads(str(z["meta"]))
 
 
 def repair_store(store: SQLiteStore) -> list[str]:

@@ -82,7 +82,7 @@ def create_schema(conn: sqlite3.Connection) -> None:
 
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     # two steps, so that no intermediate state collides with the UNIQUE constraint
-    conn.execute("UPDATE chunks SET chunk_id = '\x00migrating:' || id")
+    conn.execute("UPDATE chunks SET chunk_id = printf('migrating:%d:%s', id, hex(randomblob(8)))")
     conn.execute("UPDATE chunks SET chunk_id = "
                  "(SELECT source FROM documents WHERE documents.id = chunks.doc) || '#' || idx")
     if conn.execute("SELECT value FROM meta WHERE key='spaces'").fetchone() is None:
