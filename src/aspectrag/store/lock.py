@@ -20,7 +20,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from aspectrag.errors import IndexBusyError
+from aspectrag.errors import IndexBusyError, StoreError
 
 log = logging.getLogger("aspectrag.store")
 
@@ -93,12 +93,18 @@ class WriterLock:
     def _acquire_file(self, wait: bool, on_wait: Callable[[str], None] | None) -> None:
         lock = FileLock(str(self.folder / LOCK_FILE), thread_local=False)
         try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            if not wait:
-                raise self._busy() from None
-            self._tell(on_wait)
-            lock.acquire()
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                if not wait:
+                    raise self._busy() from None
+                self._tell(on_wait)
+                lock.acquire()
+        except OSError as e:  # read-only or inaccessible folder
+            raise StoreError(self.location, (
+                f"index {self.location}: cannot take the writer lock ({e.strerror or e}); "
+                "the index folder is read-only or not accessible: search it, or write to a "
+                "copy")) from None
         self._file = lock
         try:
             (self.folder / INFO_FILE).write_text(json.dumps(
