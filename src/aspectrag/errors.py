@@ -25,3 +25,20 @@ class IndexMismatchError(AspectragError):
 
 class ConfigError(AspectragError):
     """A configuration value is missing or invalid."""
+
+
+class StoreError(AspectragError):
+    """The store failed (damaged file, locked, read-only, unreachable); the message names the
+    index and the next step (e.g. ``aspectrag check --index X``).
+
+    Attributes:
+        location: the index location.
+    """
+
+    def __init__(self, location: str, message: str) -> None:
+        super().__init__(message)
+        self.location = location
+
+
+class IndexBusyError(StoreError):
+    """Another process is writing the index and the caller asked not to wait (``--no-wait``)."""

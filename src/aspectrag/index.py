@@ -12,7 +12,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -20,26 +20,37 @@ from typing import Any
 from aspectrag.config import ChunkingConfig, default_index_path
 from aspectrag.embed.base import Embedder
 from aspectrag.generate.base import Generator
-from aspectrag.ingest.pipeline import IngestReport, check_embedder, make_splitter
+from aspectrag.ingest.base import IngestHook
+from aspectrag.ingest.pipeline import (
+    DEFAULT_MAX_FILE_BYTES,
+    IngestReport,
+    check_embedder,
+    make_splitter,
+)
 from aspectrag.ingest.pipeline import ingest as _ingest
 from aspectrag.ingest.pipeline import remove as _remove
 from aspectrag.retrieve.base import Retriever
 from aspectrag.settings import get_settings
 from aspectrag.store.base import Store
-from aspectrag.types import Answer, Hit
+from aspectrag.types import Answer, Document, Hit
 
 DEFAULT_RETRIEVER = "hybrid"
 
 
 class Index:
-    """A document index in one folder (default ``ASPECTRAG_INDEX`` or ``./.aspectrag``).
+    """A document index at a location (default ``ASPECTRAG_INDEX`` or ``./.aspectrag``).
 
     Args:
-        path: index folder (created on first ingest).
+        path: index location: a folder (created on first ingest) or ``scheme://...`` of a
+            registered store backend (see :func:`aspectrag.store.factory.build_store`).
         embedder: embedder to use (default: the bundled all-MiniLM-L6-v2); must match the one
             that built the index.
         store: a ready :class:`~aspectrag.store.base.Store` (default: SQLite store in ``path``).
         chunking: chunk size / overlap in embedder tokens.
+        readonly: open the store for reading only (ingest/remove raise ``StoreError``).
+
+    Attributes:
+        location: the location string; ``path``: it as a ``Path`` for a local folder, else None.
 
     Raises:
         aspectrag.errors.IndexMismatchError: on ingest/search if the index was built with another
@@ -53,8 +64,13 @@ class Index:
         embedder: Embedder | None = None,
         store: Store | None = None,
         chunking: ChunkingConfig | None = None,
+        readonly: bool = False,
     ) -> None:
-        self.path = Path(path) if path is not None else default_index_path()
+        from aspectrag.store.factory import is_local
+
+        self.location = str(path) if path is not None else str(default_index_path())
+        self.path: Path | None = Path(self.location) if is_local(self.location) else None
+        self.readonly = readonly
         self._embedder = embedder
         self._store = store
         self.chunking = chunking or get_settings().chunking
@@ -65,7 +81,7 @@ class Index:
             return self._store
         from aspectrag.store.factory import build_store
 
-        return build_store(self.path)
+        return build_store(self.location, readonly=self.readonly)
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -78,19 +94,38 @@ class Index:
             heads = self.store.get_meta("multihead.config") is not None
         return build_embedder(recorded=self.store.get_meta("embedder"), heads=heads)
 
-    def ingest(self, sources: Sequence[str | Path], *, glob: str | None = None,
-               progress: bool = False) -> IngestReport:
-        """Ingest files, folders and URLs (see :func:`aspectrag.ingest.pipeline.ingest`)."""
-        return _ingest(self.store, self.embedder, [str(s) for s in sources], glob=glob,
-                       splitter=make_splitter(self.embedder, self.chunking), progress=progress)
+    def ingest(self, sources: Sequence[str | Path | Document], *, glob: str | None = None,
+               progress: bool = False, wait: bool = True,
+               on_wait: Callable[[str], None] | None = None,
+               on_progress: Callable[[int, int], None] | None = None,
+               max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> IngestReport:
+        """Ingest files, folders, URLs and in-memory Documents (see
+        :func:`aspectrag.ingest.pipeline.ingest`), holding the index's exclusive writer lock
+        for the whole ingest: with ``wait`` False a busy index raises
+        :class:`~aspectrag.errors.IndexBusyError` at once, else ``on_wait(message)`` (default:
+        a warning log line) says whose ingest it waits for."""
+        items = [s if isinstance(s, Document) else str(s) for s in sources]
+        return _ingest(self.store, self.embedder, items, glob=glob,
+                       splitter=make_splitter(self.embedder, self.chunking), progress=progress,
+                       hooks=self._hooks(self.embedder), wait=wait, on_wait=on_wait, on_progress=on_progress,
+                       max_file_bytes=max_file_bytes)
 
-    def remove(self, source: str | Path) -> int:
+    def remove(self, source: str | Path, *, wait: bool = True,
+               on_wait: Callable[[str], None] | None = None) -> int:
         """Delete a document (or every document under a folder / in a corpus file).
         Returns the number of documents removed."""
         src = str(source)
         if not src.startswith(("http://", "https://")) and Path(src).exists():
             src = str(Path(src).resolve())
-        return _remove(self.store, src)
+        return _remove(self.store, src, hooks=self._hooks(self._embedder), wait=wait,
+                       on_wait=on_wait)
+
+    def _hooks(self, embedder: Embedder | None) -> list[IngestHook]:
+        """The ingest hooks of this index: the multi-head statistics (MRAG head importance;
+        ``embedder``'s head config is recorded with the first head vectors)."""
+        from aspectrag.retrieve.heads import HeadStatsTracker
+
+        return [HeadStatsTracker(self.store, embedder)]
 
     def retriever(self, name: str = DEFAULT_RETRIEVER, **options: Any) -> Retriever:
         """Build a retriever by name (``bm25``, ``dense``, ``hybrid``, ...) over this index."""

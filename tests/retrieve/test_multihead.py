@@ -8,7 +8,7 @@ import pytest
 from aspectrag.embed.multihead import MultiHeadEmbedder, head_queries, pack_heads, unpack_heads
 from aspectrag.errors import ConfigError
 from aspectrag.ingest.pipeline import ingest, remove
-from aspectrag.retrieve.heads import STATS_KEY, HeadStats, recompute
+from aspectrag.retrieve.heads import STATS_KEY, HeadStats, HeadStatsTracker, recompute
 from aspectrag.retrieve.multihead import MultiHeadRetriever, search_spaces
 from aspectrag.store.sqlite import SQLiteStore
 
@@ -44,6 +44,7 @@ def _index(tmp_path, model, **emb_opts):  # type: ignore[no-untyped-def]
     from aspectrag.config import ChunkingConfig
     from aspectrag.ingest.pipeline import make_splitter
 
+    tmp_path.mkdir(parents=True, exist_ok=True)  # opening a store creates nothing
     store = SQLiteStore(tmp_path / "index")
     emb = MultiHeadEmbedder(model, batch_size=8, **emb_opts)
     folder = _corpus(tmp_path)
@@ -53,6 +54,7 @@ def _index(tmp_path, model, **emb_opts):  # type: ignore[no-untyped-def]
         [str(folder)],
         progress=False,
         splitter=make_splitter(emb, ChunkingConfig(24, 4)),
+        hooks=[HeadStatsTracker(store, emb)],
     )
     assert rep.ok and rep.chunks > len(DOCS)
     return store, emb, folder
@@ -90,8 +92,8 @@ def test_ingest_keeps_stats_exact_through_updates_and_removal(tmp_path, tiny_mod
     assert first.count == store.stats()["chunks"]
     # update one document, remove another: the incremental stats equal a recomputation
     (folder / "cakes.txt").write_text("Cheesecake has a biscuit base and a cream cheese layer.")
-    ingest(store, emb, [str(folder)], progress=False)
-    remove(store, str((folder / "chess.txt").resolve()))
+    ingest(store, emb, [str(folder)], progress=False, hooks=[HeadStatsTracker(store, emb)])
+    remove(store, str((folder / "chess.txt").resolve()), hooks=[HeadStatsTracker(store)])
     tracked = HeadStats.from_json(store.get_meta(STATS_KEY))
     exact = recompute(store)
     assert tracked.count == exact.count == store.stats()["chunks"] < first.count

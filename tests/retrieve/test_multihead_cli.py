@@ -33,8 +33,11 @@ def tiny_index(tmp_path_factory):  # type: ignore[no-untyped-def]
         ]
     ):
         (docs / f"d{i}.txt").write_text(text)
+    from aspectrag.retrieve.heads import HeadStatsTracker
+
     store = SQLiteStore(root / "index")
-    ingest(store, MultiHeadEmbedder(str(model)), [str(docs)], progress=False)
+    emb = MultiHeadEmbedder(str(model))
+    ingest(store, emb, [str(docs)], progress=False, hooks=[HeadStatsTracker(store, emb)])
     return root / "index"
 
 

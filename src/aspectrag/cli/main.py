@@ -26,20 +26,22 @@ app.add_typer(eval_app, name="eval")
 console = Console(stderr=True)
 out = Console(soft_wrap=True)
 
-def _index_default(ctx: typer.Context, param: typer.CallbackParam, value: Path) -> Path:
+def _index_default(ctx: typer.Context, param: typer.CallbackParam, value: str) -> str:
     """``--index`` when given, else the ``index.location`` setting (env > config file > default):
     the settings' precedence, not typer's envvar."""
     source = ctx.get_parameter_source(param.name or "index")
     if source is not None and source.name == "DEFAULT":  # typer vendors click: compare names
-        return Path(settings().index.location)
+        return str(settings().index.location)
     return value
 
 
-DEFAULT_INDEX = Path(IndexSettings().location)  # --index's callback resolves the setting
-IndexOpt = Annotated[Path, typer.Option(
+DEFAULT_INDEX = str(IndexSettings().location)  # --index's callback resolves the setting
+IndexOpt = Annotated[str, typer.Option(
     "--index", callback=_index_default, show_default=False,
-    help="Index folder (default: $ASPECTRAG_INDEX, the config file's [index] location, "
-         "or ./.aspectrag).")]
+    help="Index folder or scheme://... of a store backend (default: $ASPECTRAG_INDEX, the "
+         "config file's [index] location, or ./.aspectrag).")]
+NoWaitOpt = Annotated[bool, typer.Option(
+    "--no-wait", help="Fail at once if another process is writing the index (default: wait).")]
 RetrieverOpt = Annotated[str, typer.Option("--retriever", "-r",
                                            help="bm25 | dense | hybrid | multiquery | multihead ...")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
@@ -89,7 +91,7 @@ def _path_or_none(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
-def open_index(path: Path, adapter: Path | None = None):  # type: ignore[no-untyped-def]
+def open_index(path: str | Path, adapter: Path | None = None):  # type: ignore[no-untyped-def]
     """The index at ``path``; with ``adapter``, its embedder is the base model + LoRA adapter."""
     from aspectrag.index import Index
 
@@ -117,13 +119,19 @@ def ingest(
     token_cache: Annotated[bool, typer.Option(
         help="Also store the chunks' token vectors for --rerank late-interaction "
              "(<index>/token_vectors.sqlite; like `aspectrag rerank cache`).")] = False,
+    max_file_size: Annotated[float, typer.Option(
+        help="Per-file size limit in MB (larger files are reported as failed).")] = 50.0,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Add or update documents; unchanged ones are skipped. Exit code 1 if some failed."""
     idx = open_index(index, embedder_adapter)
     idx.chunking = settings().replace(
         chunking={"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}).chunking
     try:
-        rep = idx.ingest(sources, glob=glob, progress=sys.stderr.isatty())
+        rep = idx.ingest(sources, glob=glob, progress=sys.stderr.isatty(), wait=not no_wait,
+                         on_wait=lambda m: console.print(m, highlight=False, soft_wrap=True),
+                         max_file_bytes=int(max_file_size * 2**20))
+        counts = idx.store.stats()
     except AspectragError as e:
         fail(str(e))
     for src, reason in rep.failed:
@@ -135,9 +143,11 @@ def ingest(
         f"{rep.added} added, {rep.updated} updated, {rep.unchanged} unchanged, "
         + (f"{rep.removed} removed (no longer in their corpus file), " if rep.removed else "")
         + f"{len(rep.skipped)} skipped, {len(rep.failed)} failed; {rep.chunks} chunks in "
-        f"{rep.seconds:.1f} s ({rep.chunks_per_second:.1f} chunks/s, {embed_share:.0%} embedding). "
-        f"Index: {index} ({idx.store.stats()['documents']} documents, "
-        f"{idx.store.stats()['chunks']} chunks)", highlight=False)
+        f"{rep.seconds:.1f} s ({rep.chunks_per_second:.1f} chunks/s, {embed_share:.0%} embedding"
+        + (f"; waited {rep.wait_seconds:.1f} s for another writer" if rep.wait_seconds >= 0.5
+           else "") + "). "
+        f"Index: {index} ({counts['documents']} documents, {counts['chunks']} chunks)",
+        highlight=False)
     if token_cache:
         from aspectrag.cli.rerank import build_token_cache
 
@@ -148,9 +158,13 @@ def ingest(
 
 @app.command()
 def remove(source: Annotated[str, typer.Argument(help="File, folder, URL or corpus file.")],
-           index: IndexOpt = DEFAULT_INDEX) -> None:
+           index: IndexOpt = DEFAULT_INDEX, no_wait: NoWaitOpt = False) -> None:
     """Delete a document (or all documents under a folder) from the index."""
-    n = open_index(index).remove(source)
+    try:
+        n = open_index(index).remove(source, wait=not no_wait, on_wait=lambda m: console.print(
+            m, highlight=False, soft_wrap=True))
+    except AspectragError as e:
+        fail(str(e))
     if n == 0:
         fail(f"{source}: not in the index {index} (see `aspectrag stats --sources`)", 1)
     console.print(f"removed {n} document(s)")
@@ -161,12 +175,15 @@ def stats(index: IndexOpt = DEFAULT_INDEX,
           sources: Annotated[bool, typer.Option("--sources", help="List the sources.")] = False) -> None:
     """Show what the index holds."""
     idx = open_index(index)
-    s = idx.store.stats()
-    out.print(f"{index}: {s['documents']} documents, {s['chunks']} chunks, embedder "
-              f"{idx.store.get_meta('embedder')}, vector spaces {idx.store.vector_spaces()}")
-    if sources:
-        for src in idx.store.sources():
-            out.print(src, highlight=False)
+    try:
+        s = idx.store.stats()
+        out.print(f"{index}: {s['documents']} documents, {s['chunks']} chunks, embedder "
+                  f"{idx.store.get_meta('embedder')}, vector spaces {idx.store.vector_spaces()}")
+        if sources:
+            for src in idx.store.sources():
+                out.print(src, highlight=False)
+    except AspectragError as e:
+        fail(str(e))
 
 
 def retriever_options(retriever: str, hybrid_fusion: str | None, hybrid_weight: float | None) -> dict:  # type: ignore[type-arg]
@@ -236,10 +253,12 @@ def build_cli_retriever(idx, retriever: str, fusion: str | None, weight: float |
     r = idx.retriever(retriever, **retriever_options(retriever, fusion, weight), **(multiquery or {}))
     if rerank is None:
         return r
+    from aspectrag.rerank.cache import CACHE_FILE
     from aspectrag.rerank.factory import with_reranker
 
+    cache = idx.store.side_path(CACHE_FILE)  # the token cache is a side file of the store
     return with_reranker(r, rerank, depth=rerank_depth, embedder=idx.embedder,
-                         model_path=rerank_model, index_path=idx.path)
+                         model_path=rerank_model, index_path=cache.parent if cache else None)
 
 
 @app.command()
@@ -417,5 +436,5 @@ def eval_beir(
 
 # Feature modules register their commands on import.
 for _module in ("aspectrag.cli.train", "aspectrag.cli.rerank", "aspectrag.cli.heads",
-                "aspectrag.cli.eval_mrag"):
+                "aspectrag.cli.eval_mrag", "aspectrag.cli.admin"):
     __import__(_module)

@@ -50,7 +50,9 @@ def build_token_cache(idx, index: Path, *, skip_punctuation: bool = False) -> No
 
         check_embedder(idx.store, emb)
         reranker = LateInteractionReranker(emb, skip_punctuation=skip_punctuation)
-        path = index / CACHE_FILE
+        path = idx.store.side_path(CACHE_FILE)  # None: a store without local side files
+        if path is None:
+            fail(f"index {index}: this store keeps no local files; no token cache")
         reranker.cache = TokenVectorCache(path, emb.name, emb.dim, reranker.cache_config)
         t0 = time.perf_counter()
         n = fill_cache(reranker, idx.store.iter_chunks(), show_progress=sys.stderr.isatty())

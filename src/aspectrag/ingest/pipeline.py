@@ -1,34 +1,55 @@
-"""The ingest pipeline: discover -> load -> split -> embed -> write, all in one transaction.
+"""The ingest pipeline: discover -> load -> split -> stage -> embed -> one write transaction.
 
-An ingest either commits completely or leaves the index exactly as it was (one SQLite
-transaction; a SIGKILL midway rolls back). Unchanged sources (same fingerprint) are skipped;
-changed ones replace their chunks.
+An ingest either commits completely or leaves the index exactly as it was. It holds the
+store's exclusive writer lock (``Store.write_lock``: one writer per index across processes;
+a second one waits, or fails at once with ``wait=False``) from start to end, but SQLite's
+write lock only for the final copy: every source is read, split and staged on disk
+(``ingest/staging.py``), the staged chunks are embedded in batches of ``batch_chunks``, and
+then one short transaction writes them (a SIGKILL at any point leaves the index as before,
+or, after the commit, as after). Memory is bounded by one embedding batch plus the largest
+document, which ``max_file_bytes`` caps. Unchanged sources (same fingerprint) are skipped;
+changed ones replace their chunks. Chunk ids are ``chunk_key(source, i)``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from aspectrag.config import ChunkingConfig
 from aspectrag.embed.base import Embedder
 from aspectrag.errors import IndexMismatchError, LoadError
-from aspectrag.ingest.base import Splitter
-from aspectrag.store.base import Store
-from aspectrag.types import Chunk, Document
+from aspectrag.ingest.base import IngestHook, Splitter
+from aspectrag.ingest.staging import Staging
+from aspectrag.store.base import (
+    CAP_DERIVED_INDEXES,
+    CAP_SIDE_FILES,
+    SpaceSpec,
+    Store,
+    chunk_key,
+    source_matches,
+    specs_of_vectors,
+)
+from aspectrag.types import Document
 
 log = logging.getLogger("aspectrag.ingest")
+
+#: default per-file size limit (bytes), like the URL loader's
+DEFAULT_MAX_FILE_BYTES = 50 * 2**20
 
 
 @dataclass(slots=True)
 class IngestReport:
     """What an ingest did. ``failed`` and ``skipped`` hold ``(source, reason)`` pairs;
     ``removed`` counts documents deleted because a re-ingested corpus file no longer has them;
-    ``seconds`` is wall time, ``embed_seconds`` the part spent in the embedder."""
+    ``skipped_types`` counts files skipped in folders for an unsupported extension, by
+    extension (filled when discovery reports them); ``seconds`` is wall time excluding
+    ``wait_seconds`` (waiting for another writer), ``embed_seconds`` the part spent in the
+    embedder."""
 
     added: int = 0
     updated: int = 0
@@ -37,8 +58,10 @@ class IngestReport:
     chunks: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped_types: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     embed_seconds: float = 0.0
+    wait_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -75,123 +98,201 @@ def check_embedder(store: Store, embedder: Embedder) -> None:
 def ingest(
     store: Store,
     embedder: Embedder,
-    sources: Sequence[str],
+    sources: Sequence[str | Document],
     *,
     glob: str | None = None,
     splitter: Splitter | None = None,
     batch_chunks: int = 256,
     progress: bool = True,
+    hooks: Sequence[IngestHook] = (),
+    on_progress: Callable[[int, int], None] | None = None,
+    wait: bool = True,
+    on_wait: Callable[[str], None] | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> IngestReport:
-    """Ingest files, folders (recursive; ``glob`` filters names) and http(s) URLs into ``store``.
+    """Ingest files, folders (recursive; ``glob`` filters names), http(s) URLs and in-memory
+    :class:`~aspectrag.types.Document` s into ``store``, all or nothing.
 
     Args:
-        store: the destination; written in one transaction.
+        store: the destination; written in one transaction, under its writer lock.
         embedder: computes every named vector space of each chunk (texts: ``Chunk.index_text()``).
-        sources: paths or URLs.
-        batch_chunks: chunks per embedding call.
+        sources: paths, URLs or Documents (a Document needs ``source`` and ``fingerprint``;
+            an unchanged fingerprint skips it, like a file).
+        batch_chunks: chunks per embedding call (a large document spans several).
         progress: show progress bars (reading, then embedding with chunks/s).
+        hooks: index-level state kept exact (see :class:`~aspectrag.ingest.base.IngestHook`).
+        on_progress: ``on_progress(done_chunks, total_chunks)`` after each embedded batch.
+        wait: wait for another writer of the index (False: raise ``IndexBusyError`` at once).
+        on_wait: called with "waiting for the ingest started by pid N at TIME" when waiting.
+        max_file_bytes: per-file size limit (bytes) for local files read whole, and per-document
+            text limit (characters) for documents of corpus files and in-memory ones;
+            larger ones are listed in ``failed``.
 
     Returns:
         The :class:`IngestReport`; sources that failed to load are listed, not raised.
 
     Raises:
         IndexMismatchError: the index was built with another embedder.
+        IndexBusyError: ``wait`` is False and another process is writing the index.
+        StoreError: the index is damaged (failed its quick check), read-only or locked.
     """
-    from aspectrag.ingest.loaders import discover, load
-
     t0 = time.perf_counter()
     check_embedder(store, embedder)
     splitter = splitter or make_splitter(embedder)
     report = IngestReport()
-    pending: list[tuple[Document, list[Chunk], bool]] = []  # (doc, chunks, is_update)
-    files = discover(list(sources), glob)
+    with store.write_lock(wait=wait, on_wait=on_wait):
+        report.wait_seconds = time.perf_counter() - t0
+        check_embedder(store, embedder)
+        parent = store.side_path("staging") if CAP_SIDE_FILES in store.capabilities else None
+        with Staging(parent) as stage:
+            stale = _read(store, splitter, sources, glob, max_file_bytes, stage, report, progress)
+            report.removed = len(stale)
+            if not stage.documents and not stale:  # nothing to write: no write transaction
+                report.seconds = time.perf_counter() - t0 - report.wait_seconds
+                return report
+            specs = _embed(embedder, stage, batch_chunks, hooks, on_progress, report, progress)
+            with store.writer() as w:
+                if specs:
+                    w.declare_spaces(specs)
+                if stage.documents and store.get_meta("embedder") is None:
+                    w.set_meta("embedder", embedder.name)
+                for h in hooks:
+                    h.removing(stage.updates + stale)
+                for source in stale:
+                    w.delete(source)
+                for doc, chunks, vectors, is_update in stage.staged():
+                    w.upsert(doc, chunks, vectors)
+                    report.chunks += len(chunks)
+                    report.updated += is_update
+                    report.added += not is_update
+                for h in hooks:
+                    h.save(w)
+    _refresh(store)
+    report.seconds = time.perf_counter() - t0 - report.wait_seconds
+    return report
+
+
+def _read(store: Store, splitter: Splitter, sources: Sequence[str | Document],
+          glob: str | None, max_bytes: int, stage: Staging, report: IngestReport,
+          progress: bool) -> list[str]:
+    """Load, split and stage every source; returns the stale corpus-file members to delete."""
+    from aspectrag.ingest.loaders import discover
+
+    files = discover([s for s in sources if not isinstance(s, Document)], glob)
+    items: list[str | Document] = [*files, *(s for s in sources if isinstance(s, Document))]
     seen: set[str] = set()
     stale: list[str] = []  # documents of a container file (corpus.jsonl) no longer in it
-    with _bar(progress, "reading", len(files), "file") as bar:
-        for src in files:
+    with _bar(progress, "reading", len(items), "file") as bar:
+        for item in items:
+            name = item if isinstance(item, str) else (item.source or "<document>")
             try:
                 loaded: list[str] = []
-                for doc in load(src):
+                for doc in _documents(item, max_bytes):
                     if doc.source in seen:
                         continue
                     seen.add(doc.source)
                     loaded.append(doc.source)
+                    if len(doc.text) > max_bytes:
+                        report.failed.append((doc.source, _too_large(len(doc.text), max_bytes,
+                                                                     "characters")))
+                        continue
                     old = store.fingerprint(doc.source)
                     if old is not None and old == doc.fingerprint:
                         report.unchanged += 1
                         continue
-                    chunks = splitter.split(doc)
+                    chunks = [dataclasses.replace(c, chunk_id=chunk_key(doc.source, c.index))
+                              for c in splitter.split(doc)]
                     if not chunks:
                         report.skipped.append((doc.source, "no text to index"))
                         continue
-                    pending.append((doc, chunks, old is not None))
-                stale += _stale_members(store, src, loaded)
+                    stage.add(doc, chunks, old is not None)
+                if isinstance(item, str):
+                    stale += _stale_members(store, item, loaded)
             except LoadError as e:
                 report.failed.append((e.source, e.reason))
-                log.warning("skipped %s: %s", e.source, e.reason)
+                log.info("failed %s: %s", e.source, e.reason)
             except Exception as e:  # a loader bug must not lose the rest of the ingest
-                report.failed.append((src, f"{type(e).__name__}: {e}"))
-                log.exception("failed to load %s", src)
+                report.failed.append((name, f"{type(e).__name__}: {e}"))
+                log.info("failed %s: %s: %s", name, type(e).__name__, e)
+                log.debug("traceback of the failure of %s", name, exc_info=True)
             bar.advance()
+    return stale
 
-    total = sum(len(c) for _, c, _ in pending)
-    report.removed = len(stale)
-    if not pending and not stale:  # nothing to write: no write transaction, so concurrent readers never wait
-        report.seconds = time.perf_counter() - t0
-        return report
-    from aspectrag.retrieve.heads import HeadStatsTracker
 
-    heads = HeadStatsTracker(store, embedder)  # multi-head statistics, kept exact (MRAG)
-    with store.writer() as w, _bar(progress, "embedding", total, "chunk") as bar:
-        if pending and store.get_meta("embedder") is None:
-            store.set_meta("embedder", embedder.name)
-        heads.removing([doc.source for doc, _, is_update in pending if is_update] + stale)
-        for source in stale:
-            w.delete(source)
-        i = 0
-        while i < len(pending):
-            group, n = [], 0
-            while i < len(pending) and (n == 0 or n + len(pending[i][1]) <= batch_chunks):
-                group.append(pending[i])
-                n += len(pending[i][1])
-                i += 1
-            texts = [c.index_text() for _, chunks, _ in group for c in chunks]
+def _documents(item: str | Document, max_bytes: int) -> Iterator[Document]:
+    """The documents of one discovered source (or the in-memory document itself)."""
+    from aspectrag.ingest.loaders import load
+    from aspectrag.ingest.loaders.beir import is_beir_corpus
+    from aspectrag.ingest.loaders.url import is_url
+
+    if isinstance(item, Document):
+        if not item.source or not item.fingerprint:
+            raise LoadError(item.source or "<document>",
+                            "an in-memory Document needs a source and a fingerprint")
+        yield item
+        return
+    if not is_url(item) and not is_beir_corpus(item):  # a corpus file streams line by line
+        try:
+            size = os.path.getsize(item)
+        except OSError:
+            size = 0  # missing/unreadable: the loader says why
+        if size > max_bytes:
+            raise LoadError(item, _too_large(size, max_bytes, "bytes"))
+    yield from load(item)
+
+
+def _too_large(size: int, limit: int, unit: str) -> str:
+    return (f"{size:,} {unit} is over the per-file limit of {limit:,} "
+            "(raise it with --max-file-size / max_file_bytes)")
+
+
+def _embed(embedder: Embedder, stage: Staging, batch_chunks: int, hooks: Sequence[IngestHook],
+           on_progress: Callable[[int, int], None] | None, report: IngestReport,
+           progress: bool) -> list[SpaceSpec]:
+    """Embed the staged chunks in batches (vectors back into the staging file); returns the
+    space specs of the embedder's output."""
+    specs: list[SpaceSpec] = []
+    done, total = 0, stage.total_chunks
+    with _bar(progress, "embedding", total, "chunk") as bar:
+        for start, chunks in stage.chunk_batches(max(1, batch_chunks)):
             te = time.perf_counter()
-            vectors = embedder.encode(texts, kind="document")
+            vectors = embedder.encode([c.index_text() for c in chunks], kind="document")
             report.embed_seconds += time.perf_counter() - te
-            heads.added(vectors)
-            off = 0
-            for doc, chunks, is_update in group:
-                sl = slice(off, off + len(chunks))
-                w.upsert(doc, chunks, {s: np.asarray(v[sl]) for s, v in vectors.items()})
-                off += len(chunks)
-                report.chunks += len(chunks)
-                report.updated += is_update
-                report.added += not is_update
-            bar.advance(n)
-        heads.save()
-    _refresh(store)
-    report.seconds = time.perf_counter() - t0
-    return report
+            if not specs:
+                specs = specs_of_vectors(vectors)
+            for h in hooks:
+                h.added(vectors)
+            stage.put_vectors(start, vectors)
+            done += len(chunks)
+            bar.advance(len(chunks))
+            if on_progress is not None:
+                on_progress(done, total)
+    return specs
 
 
-def remove(store: Store, source: str) -> int:
-    """Delete the document(s) of ``source`` (a file path, URL, or folder / corpus-file prefix).
+def remove(store: Store, source: str, *, hooks: Sequence[IngestHook] = (), wait: bool = True,
+           on_wait: Callable[[str], None] | None = None) -> int:
+    """Delete the document(s) of ``source`` (a file path, URL, or folder / corpus-file prefix:
+    the store's source filter, :func:`aspectrag.store.base.source_matches`).
 
-    Returns the number of documents removed (0 if none matched).
+    Returns the number of documents removed (0 if none matched; then nothing is written).
+
+    Raises:
+        IndexBusyError: ``wait`` is False and another process is writing the index.
     """
-    targets = [s for s in store.sources()
-               if s == source or s.startswith(source.rstrip("/") + "/") or s.startswith(source + "#")]
-    if not targets:
+    if not any(source_matches(s, [source]) for s in store.sources()):
         return 0
-    from aspectrag.retrieve.heads import HeadStatsTracker
-
-    heads = HeadStatsTracker(store)
-    with store.writer() as w:
-        heads.removing(targets)
-        for s in targets:
-            w.delete(s)
-        heads.save()
+    with store.write_lock(wait=wait, on_wait=on_wait):
+        targets = [s for s in store.sources() if source_matches(s, [source])]
+        if not targets:
+            return 0
+        with store.writer() as w:
+            for h in hooks:
+                h.removing(targets)
+            for s in targets:
+                w.delete(s)
+            for h in hooks:
+                h.save(w)
     _refresh(store)
     return len(targets)
 
@@ -211,9 +312,8 @@ def _stale_members(store: Store, src: str, loaded: Sequence[str]) -> list[str]:
 
 
 def _refresh(store: Store) -> None:
-    refresh = getattr(store, "refresh", None)
-    if callable(refresh):  # embedded store: rebuild derived indexes now, not on first query
-        refresh()
+    if CAP_DERIVED_INDEXES in store.capabilities:  # rebuild derived indexes now, not on first query
+        store.refresh()
 
 
 class _bar:

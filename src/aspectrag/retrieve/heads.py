@@ -33,7 +33,7 @@ import numpy as np
 
 from aspectrag.embed.multihead import head_space
 from aspectrag.errors import ConfigError
-from aspectrag.store.base import Store
+from aspectrag.store.base import Store, StoreWriter
 
 log = logging.getLogger("aspectrag.retrieve")
 
@@ -187,15 +187,18 @@ def stats_of_chunks(store: Store, chunk_ids: Sequence[str], batch: int = 2048) -
     return total
 
 
-def recompute(store: Store) -> HeadStats:
-    """Full recomputation over every chunk of the store; saved in the meta and returned."""
+def recompute(store: Store, *, save: bool = True) -> HeadStats:
+    """Full recomputation over every chunk of the store; saved in the meta (one write
+    transaction, when ``save`` and the store is writable) and returned."""
     stats = stats_of_chunks(store, [c.chunk_id for c in store.iter_chunks()])
-    store.set_meta(STATS_KEY, stats.to_json())
+    if save and not store.readonly:
+        with store.writer() as w:
+            w.set_meta(STATS_KEY, stats.to_json())
     return stats
 
 
 def load_stats(store: Store) -> HeadStats:
-    """The index's head statistics; recomputed (and saved) when missing or when their chunk
+    """The index's head statistics; recomputed (not saved: reads never write) when missing or when their chunk
     count disagrees with the store's (an index written without the tracking hook)."""
     raw = store.get_meta(STATS_KEY)
     if raw is not None:
@@ -207,7 +210,7 @@ def load_stats(store: Store) -> HeadStats:
             stats.count,
             store.stats()["chunks"],
         )
-    return recompute(store)
+    return recompute(store, save=False)  # the read path never writes
 
 
 class HeadStatsTracker:
@@ -228,9 +231,21 @@ class HeadStatsTracker:
     def __init__(self, store: Store, embedder: object | None = None) -> None:
         self.store = store
         self.embedder = embedder
-        raw = store.get_meta(STATS_KEY)
-        self.stats: HeadStats | None = HeadStats.from_json(raw) if raw is not None else None
+        self._stats: HeadStats | None = None
+        self._loaded = False  # read at first use: under the writer lock the pipeline holds
         self.changed = False
+
+    @property
+    def stats(self) -> HeadStats | None:
+        if not self._loaded:
+            raw = self.store.get_meta(STATS_KEY)
+            self._stats = HeadStats.from_json(raw) if raw is not None else None
+            self._loaded = True
+        return self._stats
+
+    @stats.setter
+    def stats(self, value: HeadStats | None) -> None:
+        self._stats, self._loaded = value, True
 
     def removing(self, sources: Iterable[str]) -> None:
         """Subtract the stored head vectors of the chunks of ``sources`` (one scan of the
@@ -251,11 +266,12 @@ class HeadStatsTracker:
         self.stats = st if self.stats is None else self.stats + st
         self.changed = True
 
-    def save(self) -> None:
-        """Write the statistics (and the embedder's head config if not yet recorded)."""
+    def save(self, writer: StoreWriter) -> None:
+        """Write the statistics (and the embedder's head config if not yet recorded) with
+        ``writer`` (the ingest's transaction)."""
         if not self.changed or self.stats is None:
             return
-        self.store.set_meta(STATS_KEY, self.stats.to_json())
+        writer.set_meta(STATS_KEY, self.stats.to_json())
         from aspectrag.embed.multihead import META_KEY
 
         config = getattr(self.embedder, "config", None)
@@ -264,4 +280,4 @@ class HeadStatsTracker:
             and hasattr(config, "to_json")
             and self.store.get_meta(META_KEY) is None
         ):
-            self.store.set_meta(META_KEY, config.to_json())
+            writer.set_meta(META_KEY, config.to_json())

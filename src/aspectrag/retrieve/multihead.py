@@ -60,7 +60,7 @@ from aspectrag.embed.multihead import (
 from aspectrag.errors import ConfigError
 from aspectrag.retrieve.heads import HeadStats, head_spaces, load_stats
 from aspectrag.retrieve.hits import to_hits
-from aspectrag.store.base import ScoredId, Store
+from aspectrag.store.base import CAP_BATCHED_VECTOR_SEARCH, ScoredId, Store
 from aspectrag.types import Hit
 
 log = logging.getLogger("aspectrag.retrieve")
@@ -117,9 +117,9 @@ def search_spaces(
     the Store protocol's ``vector_search``: the SQLite store shares one chunk-id lookup across
     spaces, which is most of the per-call cost at 10k chunks). Spaces that are not head
     spaces (the standard ``dense`` voter) are searched concurrently on a second thread."""
-    batched = getattr(store, "vector_search_spaces", None)
-    if not callable(batched):
+    if CAP_BATCHED_VECTOR_SEARCH not in store.capabilities:
         return [store.vector_search(space, q, k, sources) for space, q in searches]
+    batched = store.vector_search_spaces
     heads = [i for i, (space, _) in enumerate(searches) if space.startswith("head")]
     other = [i for i, (space, _) in enumerate(searches) if not space.startswith("head")]
     if not heads or not other:

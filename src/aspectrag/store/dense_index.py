@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -107,5 +108,5 @@ class DenseIndex:
                 if json.loads(str(z["meta"])).get("generation") != generation:
                     return None
                 return cls(z["vectors"], z["rowids"], ann_threshold)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return None

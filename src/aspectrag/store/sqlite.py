@@ -5,65 +5,68 @@ Folder layout (``path``):
     index.sqlite             durable store (the truth); every write is one transaction
     derived/bm25/            bm25s index of chunk texts, tagged with the store generation
     derived/vec-<space>.npz  vectors of one space, tagged with the store generation
+    write.lock(.json)        the exclusive cross-process writer lock (``store/lock.py``)
+    <side files>             caches kept with the index (``side_path``: the rerank token cache)
 
 Each committed write bumps ``generation`` in the ``meta`` table inside the same transaction,
 so a derived index is stale exactly when its tag differs. A process killed mid-write leaves
 the SQLite file as of the last commit (WAL rollback) and at worst a stale derived index,
-which is rebuilt on next use. Readers use one connection per thread (WAL: readers never block
-on the single writer).
+which is rebuilt on next use.
+
+Readers and writers: opening the store and every read perform no write to the database
+(schema creation and migrations happen only on the write path, :meth:`SQLiteStore.write_lock`).
+Readers use one connection per thread and, in WAL mode, never wait for the writer; the writer
+holds the SQLite write lock only for the commit (the pipeline embeds before it opens the
+transaction). A read-only index (``readonly=True``, or a folder the process cannot write) is
+opened with ``mode=ro``; WAL then needs ``index.sqlite-shm`` and ``-wal`` to exist or to be
+creatable, so on a read-only mount where they are absent (an index whose last writer closed
+cleanly) the file is opened with ``immutable=1`` (no locking: nothing may write it meanwhile).
+Before copying an index to read-only media, let every writer finish (the last connection to
+close checkpoints the WAL into ``index.sqlite``). Derived indexes that cannot be saved there
+are kept in memory.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
-from aspectrag.errors import AspectragError
-from aspectrag.store.base import ScoredId
+from aspectrag.errors import AspectragError, StoreError
+from aspectrag.store.base import (
+    CAP_BATCHED_VECTOR_SEARCH,
+    CAP_CHECK,
+    CAP_DERIVED_INDEXES,
+    CAP_SIDE_FILES,
+    CAP_TRANSACTIONS,
+    CheckReport,
+    ScoredId,
+    SpaceSpec,
+    source_matches,
+)
 from aspectrag.store.bm25_index import BM25Index
 from aspectrag.store.dense_index import DenseIndex
+from aspectrag.store.lock import WriterLock
+from aspectrag.store.sqlite_write import (
+    SCHEMA,
+    SQLiteWriter,
+    create_schema,
+    inferred_spaces,
+    recorded_spaces,
+)
 from aspectrag.types import Chunk, Document
 
 log = logging.getLogger("aspectrag.store")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS documents (
-    id INTEGER PRIMARY KEY,
-    doc_id TEXT NOT NULL,
-    source TEXT NOT NULL UNIQUE,
-    title TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    sections TEXT NOT NULL,
-    text_length INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY,
-    chunk_id TEXT NOT NULL UNIQUE,
-    doc INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    start INTEGER NOT NULL,
-    end INTEGER NOT NULL,
-    page INTEGER,
-    heading TEXT
-);
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc);
-CREATE TABLE IF NOT EXISTS vectors (
-    chunk INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
-    space TEXT NOT NULL,
-    vec BLOB NOT NULL,
-    PRIMARY KEY (chunk, space)
-) WITHOUT ROWID;
-"""
+DB_FILE = "index.sqlite"
 
 _CHUNK_COLS = (
     "c.chunk_id, d.doc_id, d.source, d.title, c.idx, c.text, c.start, c.end, c.page, c.heading"
@@ -74,48 +77,99 @@ def _row_to_chunk(r: Sequence) -> Chunk:  # type: ignore[type-arg]
     return Chunk(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
 
 
+def store_error(location: str, e: BaseException) -> StoreError:
+    """One-line :class:`StoreError` for a ``sqlite3`` / OS error on index ``location``, naming
+    the next step."""
+    msg = str(e)
+    low = msg.lower()
+    if "locked" in low or "busy" in low:
+        hint = "another process holds the database lock; try again when it has finished"
+    elif "readonly" in low or "read-only" in low or isinstance(e, PermissionError):
+        hint = "the index is read-only here; search it (reads work), or write to a copy"
+    elif "unable to open" in low:
+        hint = "check that the index folder exists and is readable"
+    else:
+        hint = f"the index may be damaged; run `aspectrag check --index {location}`"
+    return StoreError(location, f"index {location}: {msg}; {hint}")
+
+
 class SQLiteStore:
-    """Durable store in ``path`` implementing :class:`aspectrag.store.base.Store`.
+    """Durable store in folder ``path`` implementing :class:`aspectrag.store.base.Store`.
 
     Args:
-        path: index folder (created if missing).
+        path: index folder (created by the first write).
+        readonly: open for reading only: no file is created or changed, ``writer()`` raises.
         ann_threshold: chunk count from which unfiltered dense search uses FAISS HNSW.
 
     Raises:
         AspectragError: if ``path`` exists but is not an aspectrag index folder.
+        StoreError: (from any method) the database is damaged, locked or read-only.
     """
 
-    def __init__(self, path: str | Path, *, ann_threshold: int = 50_000) -> None:
+    capabilities = frozenset({CAP_BATCHED_VECTOR_SEARCH, CAP_DERIVED_INDEXES, CAP_SIDE_FILES,
+                              CAP_TRANSACTIONS, CAP_CHECK})
+
+    def __init__(self, path: str | Path, *, readonly: bool = False,
+                 ann_threshold: int = 50_000) -> None:
         self.path = Path(path)
+        self.location = str(path)
+        self.readonly = readonly
         if self.path.exists() and not self.path.is_dir():
             raise AspectragError(f"{self.path}: index path exists and is not a folder; "
                                  "pass --index with a folder path")
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.db_path = self.path / "index.sqlite"
+        self.db_path = self.path / DB_FILE
         self.derived = self.path / "derived"
         self.ann_threshold = ann_threshold
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._writer_lock = WriterLock(self.path, self.location)
+        self._checked = False
         self._bm25: tuple[int, BM25Index] | None = None
         self._dense: dict[str, tuple[int, DenseIndex]] = {}
-        self._source_rows: tuple[int, dict[str, np.ndarray]] | None = None
-        self._ids: tuple[int, dict[int, str]] | None = None
+        self._source_rows: tuple[int, dict[str, np.ndarray]] = (-1, {})
+        self._ids: tuple[int, dict[int, str]] = (-1, {})
         self._stacks: dict[tuple[str, ...], tuple[int, np.ndarray, np.ndarray]] = {}
-        with self._conn() as c:
-            c.executescript(SCHEMA)
-            c.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
 
     # -- connections -------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
+        if conn is not None and not (self._local.memory and self.db_path.exists()):
+            return conn
+        if conn is not None:
+            conn.close()
+        try:
+            conn, memory = self._connect(), False
+        except FileNotFoundError:  # no index yet: an empty one, in memory, without a file
+            conn, memory = sqlite3.connect(":memory:", check_same_thread=False), True
+            for stmt in SCHEMA:
+                conn.execute(stmt)
+            conn.execute("INSERT INTO meta VALUES ('generation', '0')")
+        except sqlite3.Error as e:
+            raise store_error(self.location, e) from None
+        conn.isolation_level = None
+        conn.execute("PRAGMA foreign_keys=ON")
+        self._local.conn, self._local.memory = conn, memory
         return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection to the existing file; raises FileNotFoundError when there is none.
+        Read-only (``mode=ro``, then ``immutable=1``) when the store or the folder is."""
+        if not self.db_path.is_file():
+            raise FileNotFoundError(self.db_path)
+        uri = "file:" + quote(str(self.db_path.resolve()))
+        if not self.readonly and os.access(self.path, os.W_OK) and os.access(self.db_path, os.W_OK):
+            return sqlite3.connect(f"{uri}?mode=rw", uri=True, timeout=60,
+                                   check_same_thread=False)
+        try:
+            conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60,
+                                   check_same_thread=False)
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError as e:
+            if "unable to open" not in str(e) and "readonly" not in str(e):
+                raise
+        log.info("%s: read-only without -wal/-shm files; opening it immutable", self.db_path)
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
 
     def close(self) -> None:
         """Close this thread's connection."""
@@ -128,33 +182,97 @@ class SQLiteStore:
     def generation(self) -> int:
         """Number of committed writes so far; derived indexes are tagged with it."""
         row = self._conn().execute("SELECT value FROM meta WHERE key='generation'").fetchone()
-        return int(row[0])
+        return int(row[0]) if row else 0
+
+    def side_path(self, name: str) -> Path:
+        """``<path>/<name>``: a side file kept with the index (e.g. the token cache)."""
+        return self.path / name
 
     # -- writing -----------------------------------------------------------------------------
+    def write_lock(self, *, wait: bool = True,
+                   on_wait: Callable[[str], None] | None = None) -> AbstractContextManager[None]:
+        """The exclusive cross-process writer session (see ``Store.write_lock``): creates the
+        folder and the schema, migrates an older index, and refuses (``StoreError``) an index
+        that fails ``PRAGMA quick_check``."""
+        return self._write_session(wait, on_wait)
+
     @contextmanager
-    def writer(self) -> Iterator[_Writer]:
-        """One write transaction (``BEGIN IMMEDIATE``): commits on normal exit, rolls back on
-        exception; a killed process leaves the last committed state."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        w = _Writer(conn)
+    def _write_session(self, wait: bool,
+                       on_wait: Callable[[str], None] | None) -> Iterator[None]:
+        if self.readonly:
+            raise StoreError(self.location, f"index {self.location} is open read-only; "
+                                            "open it without readonly to write")
         try:
-            yield w
-            if w.changed:
-                conn.execute(
-                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'"
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise store_error(self.location, e) from None
+        with self._writer_lock.hold(wait=wait, on_wait=on_wait):
+            self._prepare_write()
+            yield
+
+    def _prepare_write(self) -> None:
+        try:
+            if not self._checked and self.db_path.exists():
+                rows = [r[0] for r in self._conn().execute("PRAGMA quick_check").fetchall()]
+                if rows != ["ok"]:
+                    raise StoreError(self.location, (
+                        f"index {self.location} failed its integrity check ({rows[0]}); nothing "
+                        f"was written: run `aspectrag check --index {self.location}`"))
+            conn = self._conn()
+            if self._local.memory:
+                conn = self._reconnect_file()
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                create_schema(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._checked = True
+        except sqlite3.Error as e:
+            raise store_error(self.location, e) from None
+
+    def _reconnect_file(self) -> sqlite3.Connection:
+        """Create the database file (write path only) and make it this thread's connection."""
+        self.close()
+        conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA foreign_keys=ON")
+        self._local.conn, self._local.memory = conn, False
+        return conn
+
+    @contextmanager
+    def writer(self) -> Iterator[SQLiteWriter]:
+        """One write transaction (``BEGIN IMMEDIATE``): commits on normal exit, rolls back on
+        exception; a killed process leaves the last committed state. Holds the writer lock
+        (waiting for another writer) if the caller does not."""
+        with self.write_lock():
+            conn = self._conn()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise store_error(self.location, e) from None
+            w = SQLiteWriter(conn, self.location)
+            try:
+                yield w
+                if w.changed:
+                    conn.execute(
+                        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                        "WHERE key='generation'")
+                conn.execute("COMMIT")
+            except BaseException as e:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error):
+                    raise store_error(self.location, e) from None
+                raise
 
     def get_meta(self, key: str) -> str | None:
         row = self._conn().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
-
-    def set_meta(self, key: str, value: str) -> None:
-        self._conn().execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # -- reading -----------------------------------------------------------------------------
     def fingerprint(self, source: str) -> str | None:
@@ -217,12 +335,15 @@ class SQLiteStore:
         return Document(r[0], r[1], r[2], "", [Section(*s) for s in json.loads(r[5])], r[3],
                         json.loads(r[4]))
 
+    def spaces(self) -> list[SpaceSpec]:
+        """The declared spaces (``meta.spaces``); for an index written before spaces were
+        declared, those of its stored vectors (read-only; recorded by the next write)."""
+        conn = self._conn()
+        recorded = recorded_spaces(conn)
+        return inferred_spaces(conn) if recorded is None else recorded
+
     def vector_spaces(self) -> list[str]:
-        row = self._conn().execute("SELECT chunk FROM vectors LIMIT 1").fetchone()
-        if row is None:
-            return []
-        return [r[0] for r in self._conn().execute(
-            "SELECT space FROM vectors WHERE chunk=? ORDER BY space", (row[0],))]
+        return [s.name for s in self.spaces()]
 
     def get_vectors(self, space: str, chunk_ids: Sequence[str]) -> np.ndarray:
         if not chunk_ids:
@@ -289,27 +410,47 @@ class SQLiteStore:
         for space in self.vector_spaces():
             self.dense_index(space)
 
+    def check(self, *, quick: bool = False) -> CheckReport:
+        """Integrity of the database and the derived indexes (see ``store/sqlite_check.py``)."""
+        from aspectrag.store.sqlite_check import check_store
+
+        return check_store(self, quick=quick)
+
+    def repair(self) -> list[str]:
+        """Rebuild the derived indexes and damaged SQL indexes (see ``store/sqlite_check.py``)."""
+        from aspectrag.store.sqlite_check import repair_store
+
+        return repair_store(self)
+
     def _try_save(self, fn) -> None:  # type: ignore[no-untyped-def]
+        if self.readonly or not self.db_path.exists():  # reads of a read-only (or not yet
+            return  # written) index create nothing: keep the rebuilt index in memory
         try:
             self.derived.mkdir(parents=True, exist_ok=True)
             fn()
         except OSError as e:  # read-only index folder: keep the in-memory index
-            log.warning("could not save derived index in %s: %s", self.derived, e)
+            log.info("could not save derived index in %s: %s", self.derived, e)
 
     def _rows_of_sources(self, sources: Sequence[str]) -> np.ndarray:
+        """Row ids of the chunks whose source passes the filter: the documents are matched
+        with :func:`source_matches` itself (one definition of the filter), cached per
+        generation and filter."""
         gen = self.generation
-        if self._source_rows is None or self._source_rows[0] != gen:
-            self._source_rows = (gen, {})
-        cache = self._source_rows[1]
+        with self._lock:
+            if self._source_rows[0] != gen:
+                self._source_rows = (gen, {})
+            cache = self._source_rows[1]
         key = "\x00".join(sorted(sources))
         if key not in cache:
-            # a source matches exactly, or as a folder / corpus-file prefix
-            conds = " OR ".join(["d.source = ? OR d.source LIKE ? OR d.source LIKE ?"] * len(sources))
-            params: list[str] = []
-            for s in sources:
-                params += [s, s.rstrip("/") + "/%", s + "#%"]
-            q = f"SELECT c.id FROM chunks c JOIN documents d ON c.doc = d.id WHERE {conds}"
-            cache[key] = np.array([r[0] for r in self._conn().execute(q, params)], dtype=np.int64)
+            conn = self._conn()
+            docs = [i for i, src in conn.execute("SELECT id, source FROM documents")
+                    if source_matches(src, sources)]
+            rows: list[int] = []
+            for i in range(0, len(docs), 900):
+                part = docs[i : i + 900]
+                rows += [r[0] for r in conn.execute(
+                    f"SELECT id FROM chunks WHERE doc IN ({','.join('?' * len(part))})", part)]
+            cache[key] = np.array(sorted(rows), dtype=np.int64)
         return cache[key]
 
     def _mask(self, rowids: np.ndarray, sources: Sequence[str] | None) -> np.ndarray | None:
@@ -327,9 +468,10 @@ class SQLiteStore:
     def _chunk_ids_of(self, rowids, generation: int | None = None) -> dict[int, str]:  # type: ignore[no-untyped-def]
         """Row id -> chunk id, memoised for the current generation (searches repeat ids)."""
         gen = self.generation if generation is None else generation
-        if self._ids is None or self._ids[0] != gen:
-            self._ids = (gen, {})
-        out = self._ids[1]
+        with self._lock:
+            if self._ids[0] != gen:
+                self._ids = (gen, {})
+            out = self._ids[1]
         ids = [r for r in map(int, rowids) if r not in out]
         for i in range(0, len(ids), 900):
             part = ids[i : i + 900]
@@ -400,13 +542,15 @@ class SQLiteStore:
     def _stacked(self, spaces: tuple[str, ...], gen: int) -> tuple[np.ndarray, np.ndarray]:
         """Vectors of ``spaces`` stacked ``(len(spaces), n, d)`` (same chunks in each), cached
         per generation, and their row ids."""
-        cached = self._stacks.get(spaces)
+        with self._lock:
+            cached = self._stacks.get(spaces)
         if cached is None or cached[0] != gen:
             idxs = [self.dense_index(s, gen) for s in spaces]
             if any(not np.array_equal(ix.rowids, idxs[0].rowids) for ix in idxs[1:]):
                 raise AspectragError(f"spaces {spaces} do not cover the same chunks")
             cached = (gen, np.stack([ix.vectors for ix in idxs]), idxs[0].rowids)
-            self._stacks[spaces] = cached
+            with self._lock:
+                self._stacks[spaces] = cached
         return cached[1], cached[2]
 
 
@@ -445,46 +589,31 @@ def _index_text(title: str, heading: str | None, text: str) -> str:
     return Chunk("", "", "", title, 0, text, 0, 0, None, heading).index_text()
 
 
-class _Writer:
-    """Mutations inside one transaction (see :meth:`SQLiteStore.writer`)."""
+def _guarded(fn):  # type: ignore[no-untyped-def]
+    """``fn`` with ``sqlite3`` errors turned into one-line :class:`StoreError` s."""
+    import functools
+    import inspect
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.changed = False
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(self, *a, **kw):  # type: ignore[no-untyped-def]
+            try:
+                yield from fn(self, *a, **kw)
+            except sqlite3.Error as e:
+                raise store_error(self.location, e) from None
+        return gen
 
-    def delete(self, source: str) -> int:
-        """Delete the document with exactly this source; returns the chunks removed."""
-        row = self.conn.execute("SELECT id FROM documents WHERE source=?", (source,)).fetchone()
-        if row is None:
-            return 0
-        n = self.conn.execute("SELECT COUNT(*) FROM chunks WHERE doc=?", (row[0],)).fetchone()[0]
-        self.conn.execute("DELETE FROM documents WHERE id=?", (row[0],))
-        self.changed = True
-        return int(n)
+    @functools.wraps(fn)
+    def call(self, *a, **kw):  # type: ignore[no-untyped-def]
+        try:
+            return fn(self, *a, **kw)
+        except sqlite3.Error as e:
+            raise store_error(self.location, e) from None
+    return call
 
-    def upsert(
-        self, doc: Document, chunks: Sequence[Chunk], vectors: Mapping[str, np.ndarray]
-    ) -> None:
-        for space, arr in vectors.items():
-            if arr.shape[0] != len(chunks):
-                raise ValueError(f"vectors['{space}'] has {arr.shape[0]} rows for "
-                                 f"{len(chunks)} chunks of {doc.source}")
-        self.delete(doc.source)
-        cur = self.conn.execute(
-            "INSERT INTO documents (doc_id, source, title, fingerprint, metadata, sections, "
-            "text_length) VALUES (?,?,?,?,?,?,?)",
-            (doc.doc_id, doc.source, doc.title, doc.fingerprint, json.dumps(doc.metadata),
-             json.dumps([[s.start, s.end, s.page, s.heading] for s in doc.sections]),
-             len(doc.text)))
-        doc_row = cur.lastrowid
-        for i, ch in enumerate(chunks):
-            cur = self.conn.execute(
-                "INSERT INTO chunks (chunk_id, doc, idx, text, start, end, page, heading) "
-                "VALUES (?,?,?,?,?,?,?,?)",
-                (ch.chunk_id, doc_row, ch.index, ch.text, ch.start, ch.end, ch.page, ch.heading))
-            crow = cur.lastrowid
-            self.conn.executemany(
-                "INSERT INTO vectors (chunk, space, vec) VALUES (?,?,?)",
-                [(crow, space, np.ascontiguousarray(arr[i], dtype=np.float32).tobytes())
-                 for space, arr in vectors.items()])
-        self.changed = True
+
+for _name in ("fingerprint", "sources", "stats", "get_chunks", "iter_chunks", "get_document",
+              "get_meta", "spaces", "get_vectors", "bm25_index", "dense_index", "refresh",
+              "keyword_search", "vector_search", "vector_search_spaces"):
+    setattr(SQLiteStore, _name, _guarded(getattr(SQLiteStore, _name)))
+SQLiteStore.generation = property(_guarded(SQLiteStore.generation.fget))  # type: ignore[method-assign, assignment]
