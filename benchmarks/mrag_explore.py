@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aspectrag.embed.multihead import MultiHeadEmbedder
+from aspectrag.multihead.embedder import MultiHeadEmbedder
 from aspectrag.evaluate.mrag import (
     K_MAX,
     MragDataset,

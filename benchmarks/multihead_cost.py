@@ -23,7 +23,7 @@ from pathlib import Path
 
 from aspectrag.config import setup_threads, shared_data_dir
 from aspectrag.embed.hf import HFEmbedder
-from aspectrag.embed.multihead import MultiHeadEmbedder
+from aspectrag.multihead.embedder import MultiHeadEmbedder
 
 
 def extra_work(emb: MultiHeadEmbedder, texts: list[str]) -> tuple[float, float]:
@@ -32,7 +32,7 @@ def extra_work(emb: MultiHeadEmbedder, texts: list[str]) -> tuple[float, float]:
     tensors, 10 times to get above the timer resolution."""
     import torch
 
-    from aspectrag.embed.multihead import locate_attention_output, pack_heads, pool_tokens
+    from aspectrag.multihead.embedder import locate_attention_output, pack_heads, pool_tokens
 
     module, _ = locate_attention_output(emb.model, emb.layer)
     captured = []

@@ -345,7 +345,7 @@ def eval_beir(
         fail(str(e))
     path = index or default_eval_index(folder)
     if embedder_adapter is not None and index is None:  # one cache index per adapter
-        from aspectrag.train.adapter import adapter_id
+        from aspectrag.embed.adapter import adapter_id
 
         try:
             path = path.with_name(f"{path.name}-lora-{adapter_id(embedder_adapter).replace('@', '-')}")

@@ -136,7 +136,7 @@ def merge_cmd(
     ] = None,
 ) -> None:
     """Merge an adapter into its base model: a plain model folder, no peft needed to use it."""
-    from aspectrag.train.adapter import merge_adapter
+    from aspectrag.embed.adapter import merge_adapter
 
     try:
         out = merge_adapter(adapter, out_dir, base_model_path=base_model)

@@ -64,7 +64,7 @@ class HFEmbedder:
         self.adapter = adapter
         name = f"hf:{_model_id(self.model_path)}"
         if adapter is not None:
-            from aspectrag.train.adapter import adapter_id
+            from aspectrag.embed.adapter import adapter_id
 
             name += f"+lora:{adapter_id(adapter)}"
         self.name = name  # set once: subclasses may derive ``name`` (MultiHeadEmbedder)
@@ -84,7 +84,7 @@ class HFEmbedder:
         setup_threads()
         m = AutoModel.from_pretrained(self.model_path)
         if self.adapter is not None:
-            from aspectrag.train.adapter import load_merged
+            from aspectrag.embed.adapter import load_merged
 
             m = load_merged(m, self.adapter)
         m.eval()

@@ -123,7 +123,7 @@ class _CachingEmbedder:
 
     @staticmethod
     def make(**options: object):  # type: ignore[no-untyped-def]
-        from aspectrag.embed.multihead import MultiHeadEmbedder
+        from aspectrag.multihead.embedder import MultiHeadEmbedder
 
         class Caching(MultiHeadEmbedder):
             cache: dict[str, tuple[np.ndarray, dict[tuple[int, str], np.ndarray]]] = {}

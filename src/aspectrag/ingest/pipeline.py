@@ -139,7 +139,7 @@ def ingest(
     if not pending and not stale:  # nothing to write: no write transaction, so concurrent readers never wait
         report.seconds = time.perf_counter() - t0
         return report
-    from aspectrag.retrieve.heads import HeadStatsTracker
+    from aspectrag.multihead.stats import HeadStatsTracker
 
     heads = HeadStatsTracker(store, embedder)  # multi-head statistics, kept exact (MRAG)
     with store.writer() as w, _bar(progress, "embedding", total, "chunk") as bar:
@@ -184,7 +184,7 @@ def remove(store: Store, source: str) -> int:
                if s == source or s.startswith(source.rstrip("/") + "/") or s.startswith(source + "#")]
     if not targets:
         return 0
-    from aspectrag.retrieve.heads import HeadStatsTracker
+    from aspectrag.multihead.stats import HeadStatsTracker
 
     heads = HeadStatsTracker(store)
     with store.writer() as w:

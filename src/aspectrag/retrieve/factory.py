@@ -60,4 +60,4 @@ def _load_builtins() -> None:
 
 
 # Modules that call ``register`` on import (multi-query, multi-head, ...).
-_PLUGINS: list[str] = ["aspectrag.retrieve.multihead", "aspectrag.retrieve.multiquery"]
+_PLUGINS: list[str] = ["aspectrag.multihead.retriever", "aspectrag.retrieve.multiquery"]

@@ -21,7 +21,7 @@ with the corpus mean ``mu`` chosen at query time. Centring each head (removing t
 component all vectors of a head share) is what makes MiniLM's heads useful for retrieval
 (measured in ``benchmarks/mrag_explore.py``), and the corpus mean changes as documents come
 and go: this layout lets the retriever always use the current, exactly maintained mean
-(``retrieve/heads.py``) without re-writing stored vectors. Dividing by ``|v|`` rather than
+(``multihead/stats.py``) without re-writing stored vectors. Dividing by ``|v|`` rather than
 ``|v - mu|`` measured the same retrieval quality on the MRAG Wikipedia set. The raw vector is
 recoverable as ``v = x[:d_head] / x[d_head]`` (:func:`unpack_heads`).
 """

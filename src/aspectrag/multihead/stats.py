@@ -16,7 +16,7 @@ O(n^2 d), with no sampling error (only float64 rounding, ~1e-12 relative). The s
 statistics ``(n, sum of norms, S)`` are additive, so adding or removing chunks updates
 ``s_i`` exactly and incrementally: :class:`HeadStats`, persisted as JSON in the index meta
 under ``multihead.stats``. The same statistics hold the sum of the raw head vectors, so the
-corpus mean that the retriever centres queries with (``embed/multihead.py``) is exact and
+corpus mean that the retriever centres queries with (``multihead/layout.py``) is exact and
 current too. (The reference code averages over all n^2 pairs including each
 vector with itself, i.e. ``1 - |S|^2 / n^2``; the two differ by a factor ``(n - 1) / n`` in the
 distance part, irrelevant to the ranking of heads.)
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aspectrag.embed.multihead import head_space
+from aspectrag.multihead.embedder import head_space
 from aspectrag.errors import ConfigError
 from aspectrag.store.base import Store
 
@@ -63,7 +63,7 @@ class HeadStats:
     @classmethod
     def of(cls, packed: Sequence[np.ndarray]) -> HeadStats:
         """Statistics of one batch: ``packed[g]`` float32 ``(n, d_head + 1)`` stored vectors
-        ``[v / |v|, 1 / |v|]`` of head g (``embed/multihead.py``)."""
+        ``[v / |v|, 1 / |v|]`` of head g (``multihead/layout.py``)."""
         x = np.stack([np.asarray(p, dtype=np.float64) for p in packed], axis=1)  # (n, G, dh+1)
         inv = x[..., -1]
         return cls(
@@ -256,7 +256,7 @@ class HeadStatsTracker:
         if not self.changed or self.stats is None:
             return
         self.store.set_meta(STATS_KEY, self.stats.to_json())
-        from aspectrag.embed.multihead import META_KEY
+        from aspectrag.multihead.embedder import META_KEY
 
         config = getattr(self.embedder, "config", None)
         if (

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from aspectrag.embed.multihead import (
+from aspectrag.multihead.embedder import (
     MultiHeadConfig,
     MultiHeadEmbedder,
     group_heads,

@@ -3,7 +3,7 @@
 Method: Besta et al. 2024, "Multi-Head RAG: Solving Multi-Aspect Problems with LLMs"
 (arXiv 2406.05085), section 3.3 and the reference code (``MultiHeadStrategy._multi_vote``):
 each head space returns its top-n chunks (n = the number requested); the chunk at 0-based rank
-r in head i gets ``s_i * 2^(-r)`` votes (s_i: head importance, ``retrieve/heads.py``); votes
+r in head i gets ``s_i * 2^(-r)`` votes (s_i: head importance, ``multihead/stats.py``); votes
 are summed over heads and the k chunks with most votes are returned. Ablations of the paper:
 ``2^(-r)`` without s_i (``votes="unweighted"``) and ``1 / distance`` (``votes="distance"``).
 Baseline: Split RAG (``mode="split"``: the standard embedding cut into H segments, voted the
@@ -18,7 +18,7 @@ over standard dense, retrieval success ratio not lower at any aspect count; the 
 Our additions:
 
 - query-time centring of every head with the current corpus mean (``centre=True``), via the
-  stored layout ``[v / |v|, 1 / |v|]`` (``embed/multihead.py``);
+  stored layout ``[v / |v|, 1 / |v|]`` (``multihead/layout.py``);
 - the standard embedding as one more voter (``dense_weight``: its votes are
   ``dense_weight * 2^(-r)`` relative to a mean head weight of 1), which keeps single-aspect
   recall while the heads add aspect diversity;
@@ -49,7 +49,7 @@ from typing import Literal
 import numpy as np
 
 from aspectrag.embed.base import Embedder
-from aspectrag.embed.multihead import (
+from aspectrag.multihead.embedder import (
     META_KEY,
     MIN_NORM,
     MultiHeadConfig,
@@ -58,7 +58,7 @@ from aspectrag.embed.multihead import (
     split_space,
 )
 from aspectrag.errors import ConfigError
-from aspectrag.retrieve.heads import HeadStats, head_spaces, load_stats
+from aspectrag.multihead.stats import HeadStats, head_spaces, load_stats
 from aspectrag.retrieve.hits import to_hits
 from aspectrag.store.base import ScoredId, Store
 from aspectrag.types import Hit
@@ -189,7 +189,7 @@ class MultiHeadRetriever:
     # -- head statistics ------------------------------------------------------------------
     def stats(self) -> HeadStats:
         """Current head statistics (re-read when the index meta changed)."""
-        from aspectrag.retrieve.heads import STATS_KEY
+        from aspectrag.multihead.stats import STATS_KEY
 
         raw = self.store.get_meta(STATS_KEY)
         if self._stats is None or self._stats[0] != raw:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aspectrag.embed.multihead import MultiHeadEmbedder, head_queries, pack_heads, unpack_heads
+from aspectrag.multihead.embedder import MultiHeadEmbedder, head_queries, pack_heads, unpack_heads
 from aspectrag.errors import ConfigError
 from aspectrag.ingest.pipeline import ingest, remove
-from aspectrag.retrieve.heads import STATS_KEY, HeadStats, recompute
-from aspectrag.retrieve.multihead import MultiHeadRetriever, search_spaces
+from aspectrag.multihead.stats import STATS_KEY, HeadStats, recompute
+from aspectrag.multihead.retriever import MultiHeadRetriever, search_spaces
 from aspectrag.store.sqlite import SQLiteStore
 
 DOCS = {
