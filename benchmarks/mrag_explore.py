@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from aspectrag.multihead.embedder import MultiHeadEmbedder
 from aspectrag.evaluate.mrag import (
     K_MAX,
     MragDataset,
@@ -30,6 +29,7 @@ from aspectrag.evaluate.mrag import (
     score_rankings,
     summarise,
 )
+from aspectrag.multihead.embedder import MultiHeadEmbedder
 
 CACHE = Path.home() / ".cache" / "aspectrag" / "mrag-explore"
 LAYERS = (-1, -2, -3)

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from aspectrag.config import setup_threads
-from aspectrag.multihead.embedder import head_space, pack_heads
-from aspectrag.retrieve.dense import DenseRetriever
+from aspectrag.multihead.layout import head_space, pack_heads
 from aspectrag.multihead.retriever import MultiHeadRetriever
+from aspectrag.retrieve.dense import DenseRetriever
 from aspectrag.store.sqlite import SQLiteStore
 from aspectrag.types import Chunk, Document
 

@@ -25,7 +25,8 @@ from aspectrag.ingest.pipeline import ingest as _ingest
 from aspectrag.ingest.pipeline import remove as _remove
 from aspectrag.retrieve.base import Retriever
 from aspectrag.store.base import Store
-from aspectrag.types import Answer, Hit
+from aspectrag.multihead.stats import HeadStatsTracker
+from aspectrag.types import Answer, Hit, SearchResult
 
 DEFAULT_RETRIEVER = "hybrid"
 
@@ -79,9 +80,11 @@ class Index:
 
     def ingest(self, sources: Sequence[str | Path], *, glob: str | None = None,
                progress: bool = False) -> IngestReport:
-        """Ingest files, folders and URLs (see :func:`aspectrag.ingest.pipeline.ingest`)."""
+        """Ingest files, folders and URLs (see :func:`aspectrag.ingest.pipeline.ingest`); the
+        multi-head statistics are kept exact inside the ingest's transaction (an ingest hook)."""
         return _ingest(self.store, self.embedder, [str(s) for s in sources], glob=glob,
-                       splitter=make_splitter(self.embedder, self.chunking), progress=progress)
+                       splitter=make_splitter(self.embedder, self.chunking), progress=progress,
+                       hooks=[HeadStatsTracker(self.store, self.embedder)])
 
     def remove(self, source: str | Path) -> int:
         """Delete a document (or every document under a folder / in a corpus file).
@@ -89,7 +92,7 @@ class Index:
         src = str(source)
         if not src.startswith(("http://", "https://")) and Path(src).exists():
             src = str(Path(src).resolve())
-        return _remove(self.store, src)
+        return _remove(self.store, src, hooks=[HeadStatsTracker(self.store)])
 
     def retriever(self, name: str = DEFAULT_RETRIEVER, **options: Any) -> Retriever:
         """Build a retriever by name (``bm25``, ``dense``, ``hybrid``, ...) over this index."""
@@ -100,9 +103,21 @@ class Index:
 
     def search(self, query: str, k: int = 10, *, retriever: str | Retriever = DEFAULT_RETRIEVER,
                sources: Sequence[str] | None = None, **options: Any) -> list[Hit]:
-        """Top-``k`` chunks for ``query``; ``sources`` restricts to files/folders/URLs."""
+        """Top-``k`` chunks for ``query``; ``sources`` restricts to files/folders/URLs.
+
+        ``options`` go to the retriever (``weight`` for hybrid...); an option the retriever
+        does not declare raises ConfigError naming the valid ones."""
         r = self.retriever(retriever, **options) if isinstance(retriever, str) else retriever
         return r.retrieve(query, k, _resolve_sources(sources))
+
+    def search_result(self, query: str, k: int = 10, *,
+                      retriever: str | Retriever = DEFAULT_RETRIEVER,
+                      sources: Sequence[str] | None = None, **options: Any) -> SearchResult:
+        """:meth:`search` with the search's own diagnostics: the queries searched (multi-query),
+        timings by stage in seconds, retriever facts (``SearchResult.info``). Safe to call from
+        several threads on one ``Index`` (and one retriever)."""
+        r = self.retriever(retriever, **options) if isinstance(retriever, str) else retriever
+        return r.search(query, k, _resolve_sources(sources))
 
     def generator(self, llm: str | None = None, *, decoding: str = "concat") -> Generator:
         """The answer generator: ``llm`` spec (``openai:MODEL``, ``hf:PATH``, ``extractive``) or

@@ -15,8 +15,9 @@ from aspectrag.cli.main import app
 def tiny_index(tmp_path_factory):  # type: ignore[no-untyped-def]
     from tests.fakes import tiny_bert_folder
 
-    from aspectrag.multihead.embedder import MultiHeadEmbedder
     from aspectrag.ingest.pipeline import ingest
+    from aspectrag.multihead.embedder import MultiHeadEmbedder
+    from aspectrag.multihead.stats import HeadStatsTracker
     from aspectrag.store.sqlite import SQLiteStore
 
     root = tmp_path_factory.mktemp("heads_cli")
@@ -34,7 +35,8 @@ def tiny_index(tmp_path_factory):  # type: ignore[no-untyped-def]
     ):
         (docs / f"d{i}.txt").write_text(text)
     store = SQLiteStore(root / "index")
-    ingest(store, MultiHeadEmbedder(str(model)), [str(docs)], progress=False)
+    emb = MultiHeadEmbedder(str(model))
+    ingest(store, emb, [str(docs)], progress=False, hooks=[HeadStatsTracker(store, emb)])
     return root / "index"
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aspectrag.multihead.embedder import MultiHeadEmbedder, head_queries, pack_heads, unpack_heads
 from aspectrag.errors import ConfigError
 from aspectrag.ingest.pipeline import ingest, remove
-from aspectrag.multihead.stats import STATS_KEY, HeadStats, recompute
+from aspectrag.multihead.embedder import MultiHeadEmbedder
+from aspectrag.multihead.layout import head_queries, pack_heads, unpack_heads
 from aspectrag.multihead.retriever import MultiHeadRetriever, search_spaces
+from aspectrag.multihead.stats import STATS_KEY, HeadStats, HeadStatsTracker, recompute
 from aspectrag.store.sqlite import SQLiteStore
 
 DOCS = {
@@ -53,6 +54,7 @@ def _index(tmp_path, model, **emb_opts):  # type: ignore[no-untyped-def]
         [str(folder)],
         progress=False,
         splitter=make_splitter(emb, ChunkingConfig(24, 4)),
+        hooks=[HeadStatsTracker(store, emb)],
     )
     assert rep.ok and rep.chunks > len(DOCS)
     return store, emb, folder
@@ -90,8 +92,8 @@ def test_ingest_keeps_stats_exact_through_updates_and_removal(tmp_path, tiny_mod
     assert first.count == store.stats()["chunks"]
     # update one document, remove another: the incremental stats equal a recomputation
     (folder / "cakes.txt").write_text("Cheesecake has a biscuit base and a cream cheese layer.")
-    ingest(store, emb, [str(folder)], progress=False)
-    remove(store, str((folder / "chess.txt").resolve()))
+    ingest(store, emb, [str(folder)], progress=False, hooks=[HeadStatsTracker(store, emb)])
+    remove(store, str((folder / "chess.txt").resolve()), hooks=[HeadStatsTracker(store)])
     tracked = HeadStats.from_json(store.get_meta(STATS_KEY))
     exact = recompute(store)
     assert tracked.count == exact.count == store.stats()["chunks"] < first.count

@@ -27,8 +27,8 @@ def heads_cmd(
 ) -> None:
     """Per head: mean vector norm a_i, mean pairwise cosine distance b_i, importance
     s_i = a_i * b_i (and its share of the votes), from statistics kept exact at ingest."""
-    from aspectrag.multihead.embedder import META_KEY
     from aspectrag.multihead import stats as hs
+    from aspectrag.multihead.layout import META_KEY
 
     if not Path(index).is_dir():
         fail(f"{index}: no index folder; run `aspectrag ingest` first")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from aspectrag.embed.base import TextKind
+from aspectrag.embed.pooling import mean_pool
 
 log = logging.getLogger("aspectrag.embed")
 
@@ -146,19 +147,6 @@ class HFEmbedder:
         if progress is not None:
             progress.close()
         return {"dense": out}
-
-
-def mean_pool(hidden, attention_mask):  # type: ignore[no-untyped-def]
-    """Mean over non-padding tokens, then L2 norm (Sentence-BERT pooling).
-
-    ``hidden``: float tensor (batch, tokens, dim); ``attention_mask``: int tensor (batch, tokens).
-    Returns a float tensor (batch, dim) with unit rows. Differentiable (used for training too).
-    """
-    import torch
-
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(pooled, dim=-1)
 
 
 def _model_id(path: str) -> str:

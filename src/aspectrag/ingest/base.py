@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+
+from aspectrag.store.base import StoreWriter
 from aspectrag.types import Chunk, Document
 
 
@@ -31,3 +34,16 @@ class Splitter(Protocol):
     """Cuts a document into chunks whose ``text == doc.text[start:end]``."""
 
     def split(self, doc: Document) -> list[Chunk]: ...
+
+
+class IngestHook(Protocol):
+    """Extra work of an ingest or removal inside its write transaction (e.g. multi-head
+    statistics): ``removing`` before deletes, ``added`` for each embedded batch, ``save`` as
+    the last step inside the transaction (write through ``writer`` so it commits with the data).
+    """
+
+    def removing(self, sources: Sequence[str]) -> None: ...
+
+    def added(self, vectors: Mapping[str, np.ndarray]) -> None: ...
+
+    def save(self, writer: StoreWriter) -> None: ...

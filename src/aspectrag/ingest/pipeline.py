@@ -17,7 +17,7 @@ import numpy as np
 from aspectrag.config import ChunkingConfig
 from aspectrag.embed.base import Embedder
 from aspectrag.errors import IndexMismatchError, LoadError
-from aspectrag.ingest.base import Splitter
+from aspectrag.ingest.base import IngestHook, Splitter
 from aspectrag.store.base import Store
 from aspectrag.types import Chunk, Document
 
@@ -81,6 +81,7 @@ def ingest(
     splitter: Splitter | None = None,
     batch_chunks: int = 256,
     progress: bool = True,
+    hooks: Sequence[IngestHook] = (),
 ) -> IngestReport:
     """Ingest files, folders (recursive; ``glob`` filters names) and http(s) URLs into ``store``.
 
@@ -90,6 +91,8 @@ def ingest(
         sources: paths or URLs.
         batch_chunks: chunks per embedding call.
         progress: show progress bars (reading, then embedding with chunks/s).
+        hooks: :class:`~aspectrag.ingest.base.IngestHook` s called inside the write transaction
+            (e.g. the multi-head statistics, which the ``Index`` facade passes).
 
     Returns:
         The :class:`IngestReport`; sources that failed to load are listed, not raised.
@@ -139,13 +142,12 @@ def ingest(
     if not pending and not stale:  # nothing to write: no write transaction, so concurrent readers never wait
         report.seconds = time.perf_counter() - t0
         return report
-    from aspectrag.multihead.stats import HeadStatsTracker
-
-    heads = HeadStatsTracker(store, embedder)  # multi-head statistics, kept exact (MRAG)
     with store.writer() as w, _bar(progress, "embedding", total, "chunk") as bar:
         if pending and store.get_meta("embedder") is None:
             store.set_meta("embedder", embedder.name)
-        heads.removing([doc.source for doc, _, is_update in pending if is_update] + stale)
+        replaced = [doc.source for doc, _, is_update in pending if is_update] + stale
+        for hook in hooks:
+            hook.removing(replaced)
         for source in stale:
             w.delete(source)
         i = 0
@@ -159,7 +161,8 @@ def ingest(
             te = time.perf_counter()
             vectors = embedder.encode(texts, kind="document")
             report.embed_seconds += time.perf_counter() - te
-            heads.added(vectors)
+            for hook in hooks:
+                hook.added(vectors)
             off = 0
             for doc, chunks, is_update in group:
                 sl = slice(off, off + len(chunks))
@@ -169,13 +172,14 @@ def ingest(
                 report.updated += is_update
                 report.added += not is_update
             bar.advance(n)
-        heads.save()
+        for hook in hooks:
+            hook.save(w)
     _refresh(store)
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def remove(store: Store, source: str) -> int:
+def remove(store: Store, source: str, *, hooks: Sequence[IngestHook] = ()) -> int:
     """Delete the document(s) of ``source`` (a file path, URL, or folder / corpus-file prefix).
 
     Returns the number of documents removed (0 if none matched).
@@ -184,14 +188,13 @@ def remove(store: Store, source: str) -> int:
                if s == source or s.startswith(source.rstrip("/") + "/") or s.startswith(source + "#")]
     if not targets:
         return 0
-    from aspectrag.multihead.stats import HeadStatsTracker
-
-    heads = HeadStatsTracker(store)
     with store.writer() as w:
-        heads.removing(targets)
+        for hook in hooks:
+            hook.removing(targets)
         for s in targets:
             w.delete(s)
-        heads.save()
+        for hook in hooks:
+            hook.save(w)
     _refresh(store)
     return len(targets)
 

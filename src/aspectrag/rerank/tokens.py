@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aspectrag.embed.hf import HFEmbedder, mean_pool
+from aspectrag.embed.hf import HFEmbedder
+from aspectrag.embed.pooling import mean_pool
 
 _PUNCT = set(string.punctuation)
 

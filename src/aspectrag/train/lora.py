@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from aspectrag.embed.hf import HFEmbedder, mean_pool
+from aspectrag.embed.hf import HFEmbedder
+from aspectrag.embed.pooling import mean_pool
 from aspectrag.errors import ConfigError
 from aspectrag.train.data import TrainPair
 from aspectrag.train.dev import DevSet, dev_metrics
