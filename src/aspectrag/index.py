@@ -23,9 +23,9 @@ from aspectrag.generate.base import Generator
 from aspectrag.ingest.pipeline import IngestReport, check_embedder, make_splitter
 from aspectrag.ingest.pipeline import ingest as _ingest
 from aspectrag.ingest.pipeline import remove as _remove
+from aspectrag.multihead.stats import HeadStatsTracker
 from aspectrag.retrieve.base import Retriever
 from aspectrag.store.base import Store
-from aspectrag.multihead.stats import HeadStatsTracker
 from aspectrag.types import Answer, Hit, SearchResult
 
 DEFAULT_RETRIEVER = "hybrid"

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,9 +75,6 @@ class CrossEncoderReranker:
     def model(self):  # type: ignore[no-untyped-def]
         from transformers import AutoModelForSequenceClassification
 
-        from aspectrag.config import setup_threads
-
-        setup_threads()
         m = AutoModelForSequenceClassification.from_pretrained(self.model_path)
         m.eval()
         return m.to(self.device)
@@ -118,7 +116,8 @@ class CrossEncoderReranker:
             enc = self.tokenizer(queries, texts, truncation="longest_first", **kw)
         return {k: v.to(self.device) for k, v in enc.items()}
 
-    def rerank(self, query: str, hits: Sequence[Hit], k: int | None = None) -> list[Hit]:
+    def rerank(self, query: str, hits: Sequence[Hit], k: int | None = None, *,
+               info: dict[str, Any] | None = None) -> list[Hit]:
         """Hits reordered by cross-encoder score (see ``Reranker.rerank``)."""
         if not hits:
             return []

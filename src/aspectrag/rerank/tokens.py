@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aspectrag.embed.hf import HFEmbedder
+from aspectrag.embed.base import TransformerEmbedder
 from aspectrag.embed.pooling import mean_pool
 
 _PUNCT = set(string.punctuation)
@@ -38,7 +38,7 @@ class Encoded:
 
 
 def encode_texts(
-    embedder: HFEmbedder,
+    embedder: TransformerEmbedder,
     texts: Sequence[str],
     *,
     overlap: int = 32,

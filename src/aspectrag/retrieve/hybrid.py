@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import Literal
 
 from aspectrag.embed.base import Embedder
+from aspectrag.retrieve.base import timed_search
 from aspectrag.retrieve.dense import DenseRetriever
 from aspectrag.retrieve.fusion import convex_combination, reciprocal_rank_fusion
-from aspectrag.retrieve.base import timed_search
 from aspectrag.retrieve.hits import to_hits
 from aspectrag.store.base import Store
 from aspectrag.types import Hit, SearchResult
