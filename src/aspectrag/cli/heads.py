@@ -8,15 +8,14 @@ from typing import Annotated
 
 import typer
 
-from aspectrag.cli.main import IndexOpt, app, console, fail, open_index, out
+from aspectrag.cli.common import IndexOpt, console, fail, open_index, out
 from aspectrag.config import default_index_path
 from aspectrag.errors import AspectragError
 
 _DEFAULT_INDEX = default_index_path()
 
 
-@app.command("heads")
-def heads_cmd(
+def heads_cmd(  # registered as ``aspectrag heads`` by cli/main.py
     index: IndexOpt = _DEFAULT_INDEX,
     plot: Annotated[Path | None, typer.Option(help="Write a bar plot of s_i (PNG) here.")] = None,
     recompute: Annotated[

@@ -80,9 +80,6 @@ class HFEmbedder:
     def model(self):  # type: ignore[no-untyped-def]
         from transformers import AutoModel
 
-        from aspectrag.config import setup_threads
-
-        setup_threads()
         m = AutoModel.from_pretrained(self.model_path)
         if self.adapter is not None:
             from aspectrag.embed.adapter import load_merged

@@ -72,9 +72,6 @@ class LocalLM:
     def model(self) -> Any:
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-        from aspectrag.config import setup_threads
-
-        setup_threads()
         try:
             cfg = AutoConfig.from_pretrained(self.path)
             cls = AutoModelForSeq2SeqLM if cfg.is_encoder_decoder else AutoModelForCausalLM
