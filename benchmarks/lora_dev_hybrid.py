@@ -50,7 +50,7 @@ def main() -> None:
     if not (args.data / "corpus.jsonl").is_file():
         sys.exit(f"{args.data}: SciFact (BEIR layout) not found; set ASPECTRAG_SHARED_DATA")
     adapters = list(args.adapter) + [Path("none")] * (len(args.index) - len(args.adapter))
-    from aspectrag.cli.main import open_index
+    from aspectrag.cli.common import open_index
     from aspectrag.evaluate.beir import beir_run
     from aspectrag.evaluate.metrics import score_run
 
