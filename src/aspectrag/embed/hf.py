@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -105,17 +108,21 @@ class HFEmbedder:
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens of ``text`` without special tokens."""
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        tok = self.tokenizer
+        with tokenizer_lock(tok):
+            return len(tok(text, add_special_tokens=False)["input_ids"])
 
     def tokenize(self, texts: Sequence[str]):  # type: ignore[no-untyped-def]
         """Padded, truncated batch encoding (``return_tensors='pt'``) on the model's device."""
-        enc = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_tokens,
-            return_tensors="pt",
-        )
+        tok = self.tokenizer
+        with tokenizer_lock(tok):
+            enc = tok(
+                list(texts),
+                padding=True,
+                truncation=True,
+                max_length=self.max_tokens,
+                return_tensors="pt",
+            )
         return {k: v.to(self.device) for k, v in enc.items()}
 
     def encode(
@@ -144,6 +151,26 @@ class HFEmbedder:
         if progress is not None:
             progress.close()
         return {"dense": out}
+
+
+_TOKENIZER_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_TOKENIZER_LOCKS_LOCK = threading.Lock()
+
+
+def tokenizer_lock(tokenizer: Any) -> threading.Lock:
+    """The lock that serialises calls of one (shared) Hugging Face tokenizer.
+
+    A fast tokenizer's call first sets truncation and padding on its Rust backend, so two
+    threads calling one tokenizer with different settings (a padded batch here, overflowing
+    windows in ``rerank/tokens.py``) see each other's settings ("Unable to create tensor" or
+    "Already borrowed"). Tokenizing is a small part of a forward pass; the model itself runs
+    unlocked.
+    """
+    with _TOKENIZER_LOCKS_LOCK:
+        lock = _TOKENIZER_LOCKS.get(tokenizer)
+        if lock is None:
+            lock = _TOKENIZER_LOCKS[tokenizer] = threading.Lock()
+        return lock
 
 
 def _model_id(path: str) -> str:

@@ -14,6 +14,7 @@ where the head contexts are tapped in :mod:`aspectrag.multihead.model`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import threading
@@ -34,7 +35,7 @@ from aspectrag.multihead.layout import (
     pack_heads,
     split_space,
 )
-from aspectrag.multihead.model import locate_attention_output
+from aspectrag.multihead.model import input_tap, locate_attention_output
 
 log = logging.getLogger("aspectrag.embed")
 
@@ -241,20 +242,14 @@ class MultiHeadEmbedder(HFEmbedder):
         heads = {(ly, p): np.zeros((n, h, dh), dtype=np.float32) for ly in layers for p in poolings}
         if n == 0:
             return dense, heads
-        captured: dict[int, object] = {}
-        handles = []
-        for ly in layers:
-            module, _ = locate_attention_output(self.model, ly)
-
-            def hook(_mod, args, _ly=ly):  # type: ignore[no-untyped-def]
-                captured[_ly] = args[0]
-
-            handles.append(module.register_forward_pre_hook(hook))
+        taps = {ly: input_tap(locate_attention_output(self.model, ly)[0]) for ly in layers}
         order = np.argsort([-len(t) for t in texts], kind="stable")
         batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
         progress = _progress(show_progress, n)
         try:
-            with torch.inference_mode():
+            with contextlib.ExitStack() as stack, torch.inference_mode():
+                for tap in taps.values():
+                    stack.enter_context(tap.capture())
                 for idx in batches:
                     enc = self.tokenize([texts[i] for i in idx])
                     mask = enc["attention_mask"]
@@ -262,15 +257,13 @@ class MultiHeadEmbedder(HFEmbedder):
                     pooled = pool_tokens(hidden, mask, self.dense_pooling)
                     dense[idx] = torch.nn.functional.normalize(pooled.float(), dim=-1).numpy()
                     for ly in layers:
-                        ctx = captured.pop(ly)
+                        ctx = taps[ly].pop()
                         for p in poolings:
                             v = pool_tokens(ctx, mask, p).float().reshape(len(idx), h, dh)
                             heads[(ly, p)][idx] = v.cpu().numpy()
                     if progress is not None:
                         progress.update(len(idx))
         finally:
-            for hd in handles:
-                hd.remove()
             if progress is not None:
                 progress.close()
         return dense, heads

@@ -8,6 +8,12 @@ at the input of ``attention.output.dense``.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 from aspectrag.errors import ConfigError
 
 
@@ -45,3 +51,56 @@ def locate_attention_output(model, layer: int):  # type: ignore[no-untyped-def]
         "supported: BERT-like encoders (encoder.layer[i].attention.output.dense) and "
         "Llama/Mistral-like decoders (layers[i].self_attn.o_proj)"
     )
+
+
+class InputTap:
+    """Hands the input of ``module`` (its first positional argument) to the thread that asked
+    for it, through one forward pre-hook registered once per module (:func:`input_tap`).
+
+    A shared model serves concurrent forward passes: a hook registered per call would see the
+    other threads' passes too (and registering/removing hooks while another thread runs the
+    model mutates the hook table it iterates). The hook only stores the tensor for a thread
+    inside :meth:`capture`; other passes cost one attribute lookup.
+    """
+
+    def __init__(self, module: Any) -> None:
+        self._local = threading.local()
+        self._handle = module.register_forward_pre_hook(self._hook)
+
+    def _hook(self, _module: Any, args: tuple[Any, ...]) -> None:
+        if getattr(self._local, "armed", False):
+            self._local.value = args[0]
+
+    @contextmanager
+    def capture(self) -> Iterator[InputTap]:
+        """Within the block, forward passes of this thread record the module's input."""
+        self._local.armed, self._local.value = True, None
+        try:
+            yield self
+        finally:
+            self._local.armed, self._local.value = False, None
+
+    def pop(self) -> Any:
+        """The input recorded by this thread's last forward pass (then forgotten).
+
+        Raises:
+            RuntimeError: no pass of this thread went through the module inside :meth:`capture`.
+        """
+        value = getattr(self._local, "value", None)
+        if value is None:
+            raise RuntimeError("the tapped module did not run in this forward pass")
+        self._local.value = None
+        return value
+
+
+_TAPS: weakref.WeakKeyDictionary[Any, InputTap] = weakref.WeakKeyDictionary()
+_TAPS_LOCK = threading.Lock()
+
+
+def input_tap(module: Any) -> InputTap:
+    """The :class:`InputTap` of ``module`` (created, and its hook registered, on first use)."""
+    with _TAPS_LOCK:
+        tap = _TAPS.get(module)
+        if tap is None:
+            tap = _TAPS[module] = InputTap(module)
+        return tap
