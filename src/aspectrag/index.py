@@ -23,6 +23,7 @@ from aspectrag.generate.base import Generator
 from aspectrag.ingest.pipeline import IngestReport, check_embedder, make_splitter
 from aspectrag.ingest.pipeline import ingest as _ingest
 from aspectrag.ingest.pipeline import remove as _remove
+from aspectrag.multihead.layout import META_KEY as HEADS_META_KEY
 from aspectrag.multihead.stats import HeadStatsTracker
 from aspectrag.retrieve.base import Retriever
 from aspectrag.store.base import Store
@@ -44,6 +45,11 @@ class Index:
     Raises:
         aspectrag.errors.IndexMismatchError: on ingest/search if the index was built with another
             embedder.
+
+    Searching never writes and keeps no per-call state, so one ``Index`` serves concurrent
+    searches (:meth:`search_result` returns each search's own diagnostics). Process-wide
+    thread settings are not changed here: call :func:`aspectrag.config.setup_threads` once at
+    start-up for the measured torch / BLAS split (the command line does).
     """
 
     def __init__(
@@ -75,7 +81,7 @@ class Index:
 
         heads = None  # an existing index keeps its layout (with or without per-head vectors)
         if self.store.stats()["chunks"]:
-            heads = self.store.get_meta("multihead.config") is not None
+            heads = self.store.get_meta(HEADS_META_KEY) is not None
         return build_embedder(recorded=self.store.get_meta("embedder"), heads=heads)
 
     def ingest(self, sources: Sequence[str | Path], *, glob: str | None = None,

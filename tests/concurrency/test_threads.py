@@ -52,12 +52,16 @@ def index(tmp_path_factory):  # type: ignore[no-untyped-def]
     return idx
 
 
-def _retrievers(idx):  # type: ignore[no-untyped-def]
+def _retrievers(idx, cache_path):  # type: ignore[no-untyped-def]
     from aspectrag.rerank.base import RerankingRetriever
     from aspectrag.rerank.factory import build_reranker
+    from aspectrag.rerank.late_interaction import fill_cache
 
     late = build_reranker("late-interaction", embedder=idx.embedder)
+    cached = build_reranker("late-interaction", embedder=idx.embedder, cache_path=cache_path)
+    fill_cache(cached, idx.store.iter_chunks())  # every read served from the (shared) cache
     return {
+        "rerank-cached": RerankingRetriever(idx.retriever("bm25"), cached, depth=20),
         "bm25": idx.retriever("bm25"),
         "hybrid": idx.retriever("hybrid"),
         "multiquery": idx.retriever("multiquery", base="hybrid", queries="rules"),
@@ -77,15 +81,18 @@ def _same(got: SearchResult, want: SearchResult) -> bool:
             and all(abs(a - b) <= 1e-6 for a, b in zip(g_scores, w_scores, strict=True)))
 
 
-def test_eight_threads_of_mixed_searches_equal_single_threaded(index) -> None:  # type: ignore[no-untyped-def]
-    retrievers = _retrievers(index)
+def test_eight_threads_of_mixed_searches_equal_single_threaded(index, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    retrievers = _retrievers(index, tmp_path / "token_vectors.sqlite")
     k = 8
     expected = {(name, q): index.search_result(q, k, retriever=r)
                 for name, r in retrievers.items() for q in QUESTIONS}
     assert all(res.hits for res in expected.values())
     assert any(len(res.queries) > 2 for (n, _), res in expected.items() if n == "multiquery")
     assert all(res.queries == [] for (n, _), res in expected.items() if n != "multiquery")
-    assert all("rerank" in res.timings for (n, _), res in expected.items() if n == "rerank")
+    assert all("rerank" in res.timings for (n, _), res in expected.items()
+               if n.startswith("rerank"))
+    assert all(res.info["rerank"]["computed"] == 0 for (n, _), res in expected.items()
+               if n == "rerank-cached")
 
     jobs = list(expected) * 2
     errors: list[str] = []

@@ -27,7 +27,7 @@ def heads_cmd(  # registered as ``aspectrag heads`` by cli/main.py
     """Per head: mean vector norm a_i, mean pairwise cosine distance b_i, importance
     s_i = a_i * b_i (and its share of the votes), from statistics kept exact at ingest."""
     from aspectrag.multihead import stats as hs
-    from aspectrag.multihead.layout import META_KEY
+    from aspectrag.multihead.layout import META_KEY, head_space
 
     if not Path(index).is_dir():
         fail(f"{index}: no index folder; run `aspectrag ingest` first")
@@ -43,7 +43,7 @@ def heads_cmd(  # registered as ``aspectrag heads`` by cli/main.py
     rows = [
         {
             "head": i,
-            "space": f"head{i}",
+            "space": head_space(i),
             "mean_norm": float(a[i]),
             "mean_pairwise_distance": float(b[i]),
             "importance": float(s[i]),
