@@ -41,25 +41,22 @@ def latency(idx: Index, name: str, queries: list[str], k: int = 10) -> tuple[flo
 
 def quality(idx: Index, ds) -> None:  # type: ignore[no-untyped-def]
     """Prints the metrics per retriever configuration and the convex-vs-RRF bootstrap CI."""
-    from aspectrag.evaluate.beir import (
-        paired_bootstrap_ci,
-        per_query_scores,
-        run_retriever,
-        score_run,
-    )
+    from aspectrag.evaluate.beir import beir_run
+    from aspectrag.evaluate.metrics import paired_bootstrap, per_query_scores, score_run
 
     configs = [("bm25", {}), ("dense", {}), ("hybrid", {"fusion": "rrf"})]
     configs += [("hybrid", {"weight": w}) for w in (0.3, 0.4, 0.5, 0.6, 0.7)]
     per_query = {}
     print(f"SciFact test, {len(ds.qrels)} queries:  nDCG@10  Recall@100  MRR@10")
     for name, opts in configs:
-        run = run_retriever(idx.retriever(name, **opts), ds.queries)
+        run = beir_run(idx.retriever(name, **opts), ds.queries)
         m = score_run(ds.qrels, run)
         label = name + "".join(f" {k}={v}" for k, v in opts.items())
         print(f"  {label:22s} {m['ndcg@10']:.4f}  {m['recall@100']:.4f}     {m['mrr@10']:.4f}",
               flush=True)
         per_query[label] = per_query_scores(ds.qrels, run)
-    diff, lo, hi = paired_bootstrap_ci(per_query["hybrid weight=0.5"], per_query["hybrid fusion=rrf"])
+    diff, lo, hi = paired_bootstrap(per_query["hybrid weight=0.5"],
+                                    per_query["hybrid fusion=rrf"])["mean"]
     print(f"  convex(0.5) - RRF nDCG@10: {diff:+.4f} "
           f"(paired bootstrap 95% CI [{lo:+.4f}, {hi:+.4f}])")
 

@@ -50,8 +50,9 @@ def main() -> None:
     if not (args.data / "corpus.jsonl").is_file():
         sys.exit(f"{args.data}: SciFact (BEIR layout) not found; set ASPECTRAG_SHARED_DATA")
     adapters = list(args.adapter) + [Path("none")] * (len(args.index) - len(args.adapter))
-    from aspectrag.cli.main import open_index
-    from aspectrag.evaluate.beir import run_retriever, score_run
+    from aspectrag.cli.common import open_index
+    from aspectrag.evaluate.beir import beir_run
+    from aspectrag.evaluate.metrics import score_run
 
     queries, qrels = dev_queries(args.data, args.dev_fraction, args.seed)
     print(f"dev: {len(queries)} held-out training queries of {args.data} "
@@ -65,7 +66,7 @@ def main() -> None:
         print(f"{'':12s} {'nDCG@10':>8s} {'Recall@100':>10s} {'MRR@10':>8s}")
         best = ("", -1.0)
         for label, name, opts in configs:
-            scores = score_run(qrels, run_retriever(idx.retriever(name, **opts), queries))
+            scores = score_run(qrels, beir_run(idx.retriever(name, **opts), queries))
             print(f"{label:12s} {scores['ndcg@10']:8.4f} {scores['recall@100']:10.4f} "
                   f"{scores['mrr@10']:8.4f}", flush=True)  # fmt: skip
             if name == "hybrid" and scores["ndcg@10"] > best[1]:

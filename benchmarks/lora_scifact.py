@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from aspectrag.config import shared_data_dir
-from aspectrag.evaluate.beir import paired_bootstrap_ci
+from aspectrag.evaluate.metrics import paired_bootstrap
 
 # the console script next to this interpreter (the venv's), else the one on PATH
 _EXE = Path(sys.executable).parent / "aspectrag"
@@ -145,7 +145,7 @@ def main() -> None:
         qids = list(per_query[f"{retriever} base"])
         pa, pb = (np.array([per_query[f"{retriever} {side}"][q] for q in qids])
                   for side in ("+ LoRA", "base"))  # fmt: skip
-        diff, lo, hi = paired_bootstrap_ci(pa, pb)
+        diff, lo, hi = paired_bootstrap(pa, pb)["mean"]
         print(f"{retriever}: nDCG@10 {diff:+.4f} (paired bootstrap 95% CI [{lo:+.4f}, {hi:+.4f}], "
               f"{len(qids)} queries), Recall@100 {a['recall@100'] - b['recall@100']:+.4f}")  # fmt: skip
     s = meta["settings"]

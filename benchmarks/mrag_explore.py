@@ -20,16 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from aspectrag.embed.multihead import MultiHeadEmbedder
+from aspectrag.evaluate.metrics import paired_bootstrap
 from aspectrag.evaluate.mrag import (
     K_MAX,
     MragDataset,
     load_mrag,
-    paired_bootstrap,
     per_query_scores,
     score_rankings,
     summarise,
 )
+from aspectrag.multihead.embedder import MultiHeadEmbedder
 
 CACHE = Path.home() / ".cache" / "aspectrag" / "mrag-explore"
 LAYERS = (-1, -2, -3)
@@ -173,9 +173,9 @@ class Explorer:
     def report(self, res: dict) -> None:
         b = self.base
         ci = paired_bootstrap(
-            self.ds, res["pq"]["weighted_avg"], b["pq"]["weighted_avg"], n_boot=2000
+            res["pq"]["weighted_avg"], b["pq"]["weighted_avg"], self.ds.strata, n_boot=2000
         )
-        rsr = paired_bootstrap(self.ds, res["pq"]["rsr"], b["pq"]["rsr"], n_boot=2000)
+        rsr = paired_bootstrap(res["pq"]["rsr"], b["pq"]["rsr"], self.ds.strata, n_boot=2000)
         m = ci["mean"]
         rs = " ".join(
             f"{k}:{v[0]:+.2f}{'!' if v[2] < 0 else ''}" for k, v in rsr.items() if k != "mean"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from aspectrag.config import setup_threads, shared_data_dir
 from aspectrag.embed.hf import HFEmbedder
-from aspectrag.embed.multihead import MultiHeadEmbedder
+from aspectrag.multihead.embedder import MultiHeadEmbedder
 
 
 def extra_work(emb: MultiHeadEmbedder, texts: list[str]) -> tuple[float, float]:
@@ -32,7 +32,9 @@ def extra_work(emb: MultiHeadEmbedder, texts: list[str]) -> tuple[float, float]:
     tensors, 10 times to get above the timer resolution."""
     import torch
 
-    from aspectrag.embed.multihead import locate_attention_output, pack_heads, pool_tokens
+    from aspectrag.embed.pooling import pool_tokens
+    from aspectrag.multihead.layout import pack_heads
+    from aspectrag.multihead.model import locate_attention_output
 
     module, _ = locate_attention_output(emb.model, emb.layer)
     captured = []
@@ -96,6 +98,7 @@ def main() -> None:
     )
 
     from aspectrag.ingest.pipeline import ingest
+    from aspectrag.multihead.stats import HeadStatsTracker
     from aspectrag.store.sqlite import SQLiteStore
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,7 +109,8 @@ def main() -> None:
         times = {}
         for name, emb in (("plain", plain), ("multihead", multi)):
             store = SQLiteStore(Path(tmp) / name)
-            rep = ingest(store, emb, [str(sub)], progress=False)
+            rep = ingest(store, emb, [str(sub)], progress=False,
+                         hooks=[HeadStatsTracker(store, emb)])
             times[name] = (rep.seconds, rep.embed_seconds, rep.chunks)
             size = sum(f.stat().st_size for f in (Path(tmp) / name).rglob("*") if f.is_file())
             times[name] += (size,)

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from aspectrag.config import setup_threads
-from aspectrag.embed.multihead import head_space, pack_heads
+from aspectrag.multihead.layout import head_space, pack_heads
+from aspectrag.multihead.retriever import MultiHeadRetriever
 from aspectrag.retrieve.dense import DenseRetriever
-from aspectrag.retrieve.multihead import MultiHeadRetriever
 from aspectrag.store.sqlite import SQLiteStore
 from aspectrag.types import Chunk, Document
 
@@ -129,7 +129,7 @@ def main() -> None:
 
 def _as_mh(enc: _FixedEncoder):  # type: ignore[no-untyped-def]
     """A MultiHeadEmbedder shell for the constructor (its model is never loaded)."""
-    from aspectrag.embed.multihead import MultiHeadEmbedder
+    from aspectrag.multihead.embedder import MultiHeadEmbedder
 
     class Shell(MultiHeadEmbedder):
         num_heads = H  # type: ignore[assignment]

@@ -101,7 +101,7 @@ def main() -> None:
         raise SystemExit(f"{path} is absent (set ASPECTRAG_SHARED_DATA); nothing to measure")
     logging.basicConfig(level=logging.WARNING)
     from aspectrag.config import setup_threads
-    from aspectrag.evaluate.mrag import hits_to_docs
+    from aspectrag.evaluate.metrics import hits_to_docs
     from aspectrag.retrieve.bm25 import BM25Retriever
     from aspectrag.retrieve.multiquery import MultiQueryRetriever
     from aspectrag.retrieve.query_gen.rules import DEFAULT_PIECES, RuleBasedQueryGenerator

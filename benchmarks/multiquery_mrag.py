@@ -77,7 +77,8 @@ def main() -> None:
         )
     logging.basicConfig(level=logging.WARNING)
     from aspectrag.config import setup_threads
-    from aspectrag.evaluate.mrag import load_mrag, paired_bootstrap
+    from aspectrag.evaluate.metrics import paired_bootstrap
+    from aspectrag.evaluate.mrag import load_mrag
     from aspectrag.evaluate.mrag_strategies import MragEvaluation
     from aspectrag.retrieve.bm25 import BM25Retriever
     from aspectrag.retrieve.factory import build_retriever
@@ -121,9 +122,9 @@ def main() -> None:
         print("\nrules(hybrid) - single(hybrid), paired bootstrap 95% CI (10,000 resamples):")
         for metric in ("rsr", "weighted", "weighted_avg"):
             ci = paired_bootstrap(
-                ds,
                 runs["rules(hybrid)"].per_query[metric],
                 runs["single(hybrid)"].per_query[metric],
+                ds.strata,
             )
             results.setdefault("ci_rules_vs_hybrid", {})[metric] = ci
             print(

@@ -29,10 +29,12 @@ from aspectrag.ingest.pipeline import (
 )
 from aspectrag.ingest.pipeline import ingest as _ingest
 from aspectrag.ingest.pipeline import remove as _remove
+from aspectrag.multihead.layout import META_KEY as HEADS_META_KEY
+from aspectrag.multihead.stats import HeadStatsTracker
 from aspectrag.retrieve.base import Retriever
 from aspectrag.settings import get_settings
 from aspectrag.store.base import Store
-from aspectrag.types import Answer, Document, Hit
+from aspectrag.types import Answer, Document, Hit, SearchResult
 
 DEFAULT_RETRIEVER = "hybrid"
 
@@ -55,6 +57,11 @@ class Index:
     Raises:
         aspectrag.errors.IndexMismatchError: on ingest/search if the index was built with another
             embedder.
+
+    Searching never writes and keeps no per-call state, so one ``Index`` serves concurrent
+    searches (:meth:`search_result` returns each search's own diagnostics). Process-wide
+    thread settings are not changed here: call :func:`aspectrag.config.setup_threads` once at
+    start-up for the measured torch / BLAS split (the command line does).
     """
 
     def __init__(
@@ -91,7 +98,7 @@ class Index:
 
         heads = None  # an existing index keeps its layout (with or without per-head vectors)
         if self.store.stats()["chunks"]:
-            heads = self.store.get_meta("multihead.config") is not None
+            heads = self.store.get_meta(HEADS_META_KEY) is not None
         return build_embedder(recorded=self.store.get_meta("embedder"), heads=heads)
 
     def ingest(self, sources: Sequence[str | Path | Document], *, glob: str | None = None,
@@ -123,8 +130,6 @@ class Index:
     def _hooks(self, embedder: Embedder | None) -> list[IngestHook]:
         """The ingest hooks of this index: the multi-head statistics (MRAG head importance;
         ``embedder``'s head config is recorded with the first head vectors)."""
-        from aspectrag.retrieve.heads import HeadStatsTracker
-
         return [HeadStatsTracker(self.store, embedder)]
 
     def retriever(self, name: str = DEFAULT_RETRIEVER, **options: Any) -> Retriever:
@@ -136,9 +141,21 @@ class Index:
 
     def search(self, query: str, k: int = 10, *, retriever: str | Retriever = DEFAULT_RETRIEVER,
                sources: Sequence[str] | None = None, **options: Any) -> list[Hit]:
-        """Top-``k`` chunks for ``query``; ``sources`` restricts to files/folders/URLs."""
+        """Top-``k`` chunks for ``query``; ``sources`` restricts to files/folders/URLs.
+
+        ``options`` go to the retriever (``weight`` for hybrid...); an option the retriever
+        does not declare raises ConfigError naming the valid ones."""
         r = self.retriever(retriever, **options) if isinstance(retriever, str) else retriever
         return r.retrieve(query, k, _resolve_sources(sources))
+
+    def search_result(self, query: str, k: int = 10, *,
+                      retriever: str | Retriever = DEFAULT_RETRIEVER,
+                      sources: Sequence[str] | None = None, **options: Any) -> SearchResult:
+        """:meth:`search` with the search's own diagnostics: the queries searched (multi-query),
+        timings by stage in seconds, retriever facts (``SearchResult.info``). Safe to call from
+        several threads on one ``Index`` (and one retriever)."""
+        r = self.retriever(retriever, **options) if isinstance(retriever, str) else retriever
+        return r.search(query, k, _resolve_sources(sources))
 
     def generator(self, llm: str | None = None, *, decoding: str = "concat") -> Generator:
         """The answer generator: ``llm`` spec (``openai:MODEL``, ``hf:PATH``, ``extractive``) or

@@ -108,6 +108,48 @@ class Hit:
 
 
 @dataclass(slots=True)
+class SearchResult:
+    """The hits of one search together with its own diagnostics (nothing is kept on the
+    retriever, so concurrent searches never see each other's queries or timings).
+
+    Attributes:
+        hits: the ranked hits (best first, ranks 1..k).
+        queries: the queries searched, ``[{"query": str, "weight": float, "kind": str}]``
+            (``kind``: the query's origin, e.g. ``"original"``, ``"sentences"``, ``"llm"``);
+            ``[]`` for single-query retrievers.
+        timings: wall-clock seconds by stage, e.g. ``{"first_stage": .., "rerank": ..}``.
+        info: retriever-specific facts (rerank cache statistics, head statistics source, ...).
+    """
+
+    hits: list[Hit]
+    queries: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: hits as ``{rank, score, chunk_id, doc_id, source, location, text,
+        provenance}`` plus ``queries``, ``timings`` and ``info``."""
+        return {
+            "hits": [
+                {
+                    "rank": h.rank,
+                    "score": h.score,
+                    "chunk_id": h.chunk.chunk_id,
+                    "doc_id": h.chunk.doc_id,
+                    "source": h.chunk.source,
+                    "location": h.chunk.location,
+                    "text": h.chunk.text,
+                    "provenance": h.provenance,
+                }
+                for h in self.hits
+            ],
+            "queries": [dict(q) for q in self.queries],
+            "timings": dict(self.timings),
+            "info": dict(self.info),
+        }
+
+
+@dataclass(slots=True)
 class Citation:
     """A numbered citation ``[n]`` in an answer, pointing at the chunk it came from."""
 

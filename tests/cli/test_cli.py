@@ -36,6 +36,11 @@ def test_ingest_search_ask_json(tmp_path):
     assert [h["rank"] for h in hits] == [1, 2]
     assert set(hits[0]) == {"rank", "score", "chunk_id", "doc_id", "source", "text"}
     assert hits[0]["source"].endswith("rome.md")
+    # an option the retriever does not have is an error naming the ones it has
+    res = runner.invoke(app, ["search", "who governed Rome", "--index", index, "-r", "multihead",
+                              "--weight", "0.3"])
+    assert res.exit_code == 2 and "has no option 'weight'" in res.output
+    assert "votes, centre, dense_weight, bm25_weight, depth" in res.output
     res = runner.invoke(app, ["ask", "What do enzymes do?", "--index", index, "--json"])
     assert res.exit_code == 0, res.output
     ans = json.loads(res.stdout)

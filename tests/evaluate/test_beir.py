@@ -1,14 +1,16 @@
-"""BEIR evaluation helpers: document runs, ranx scoring, per-query scores, paired bootstrap."""
+"""Evaluation metrics (shared by BEIR and MRAG): document runs, ranx scoring, per-query
+scores, paired bootstrap."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from aspectrag.evaluate.beir import (
-    hits_to_doc_run,
-    paired_bootstrap_ci,
+from aspectrag.evaluate.metrics import (
+    hits_to_docs,
+    paired_bootstrap,
     per_query_scores,
+    ranking_to_run,
     score_run,
 )
 from aspectrag.types import Chunk, Hit
@@ -22,6 +24,10 @@ def test_per_query_scores_match_the_mean_and_count_missing_queries_as_zero() -> 
     assert per_q.dtype == np.float64 and per_q.shape == (3,)
     np.testing.assert_allclose(per_q, [1.0, 1 / np.log2(3), 0.0])
     assert per_q.mean() == pytest.approx(score_run(QRELS, run, ["ndcg@10"])["ndcg@10"])
+
+
+def paired_bootstrap_ci(a, b):  # type: ignore[no-untyped-def]
+    return paired_bootstrap(a, b)["mean"]  # one stratum: the plain paired bootstrap
 
 
 def test_paired_bootstrap_ci() -> None:
@@ -42,5 +48,5 @@ def test_hits_to_doc_run_keeps_each_document_at_its_best_chunk() -> None:
         chunk = Chunk(f"{doc}#{n}", doc, "src", "", n, "text", 0, 4)
         return Hit(chunk, score=1.0, rank=1)
 
-    run = hits_to_doc_run([hit("a", 0), hit("b", 0), hit("a", 1), hit("c", 0)], n_docs=2)
+    run = ranking_to_run(hits_to_docs([hit("a", 0), hit("b", 0), hit("a", 1), hit("c", 0)], 2), 2)
     assert list(run) == ["a", "b"] and run["a"] > run["b"]

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from aspectrag.evaluate.metrics import paired_bootstrap
 from aspectrag.evaluate.mrag import (
     MragDataset,
     MragQuery,
     load_mrag,
-    paired_bootstrap,
     per_query_scores,
     run_strategy,
     score_rankings,
@@ -64,9 +64,9 @@ def test_metrics_on_constructed_rankings() -> None:
 def test_paired_bootstrap() -> None:
     ds = _toy()
     a = np.array([0.5, 0.5, 0.5])
-    same = paired_bootstrap(ds, a, a, n_boot=200)
+    same = paired_bootstrap(a, a, ds.strata, n_boot=200)
     assert all(v == (0.0, 0.0, 0.0) for v in same.values())
-    better = paired_bootstrap(ds, a + np.array([0.2, 0.3, 0.1]), a, n_boot=500)
+    better = paired_bootstrap(a + np.array([0.2, 0.3, 0.1]), a, ds.strata, n_boot=500)
     assert better["mean"][1] > 0 and better["2"][0] == pytest.approx(0.25)
     assert better["2"][1] == pytest.approx(0.2) and better["2"][2] == pytest.approx(0.3)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aspectrag.types import Chunk, Hit
+from aspectrag.retrieve.base import timed_search
+from aspectrag.types import Chunk, Hit, SearchResult
 
 
 def chunk(i: int | str, text: str, title: str = "") -> Chunk:
@@ -32,3 +33,6 @@ class ListRetriever:
     ) -> list[list[Hit]]:
         self.calls += 1
         return [self.hits[:k] for _ in queries]
+
+    def search(self, query: str, k: int = 10, sources: Sequence[str] | None = None) -> SearchResult:
+        return timed_search(self.retrieve, query, k, sources)

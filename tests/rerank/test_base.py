@@ -16,8 +16,10 @@ class LengthReranker:
     def __init__(self) -> None:
         self.seen: list[int] = []
 
-    def rerank(self, query, hits, k=None):  # type: ignore[no-untyped-def]
+    def rerank(self, query, hits, k=None, *, info=None):  # type: ignore[no-untyped-def]
         self.seen.append(len(hits))
+        if info is not None:
+            info["scored"] = len(hits)
         return reorder(hits, [len(h.chunk.text) for h in hits], self.name, k)
 
 
@@ -47,6 +49,10 @@ def test_reranking_retriever_depth_and_tail() -> None:
     scores = [h.score for h in all6]
     assert scores == sorted(scores, reverse=True)
     assert all6[3].provenance["rerank"] == {"by": None}
-    assert set(r.last_seconds) == {"first_stage", "rerank"}
+    res = r.search("q", k=6)  # diagnostics come with the result, not on the retriever
+    assert [h.chunk.text for h in res.hits] == [h.chunk.text for h in all6]
+    assert {"first_stage", "rerank"} <= set(res.timings) and res.queries == []
+    assert res.info["rerank"] == {"by": "length", "depth": 3, "scored": 3}
+    assert not any(a.startswith("last_") for a in vars(r))
     with pytest.raises(ValueError, match="depth"):
         RerankingRetriever(first, rr, depth=0)

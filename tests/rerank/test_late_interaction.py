@@ -13,6 +13,7 @@ from aspectrag.errors import IndexMismatchError
 from aspectrag.rerank.cache import TokenVectorCache
 from aspectrag.rerank.late_interaction import LateInteractionReranker, fill_cache, maxsim
 from aspectrag.rerank.tokens import encode_texts
+from aspectrag.types import Hit
 
 DOCS = [
     "The Eiffel Tower is a wrought-iron tower in Paris.",
@@ -61,14 +62,18 @@ def test_cache_gives_same_scores_and_refuses_other_embedders(embedder, tmp_path)
     r = LateInteractionReranker(embedder)
     r.cache = TokenVectorCache(path, embedder.name, embedder.dim, r.cache_config)
     assert fill_cache(r, chunks) == 3 and len(r.cache) == 3
-    cached = r.score("potassium fruit", chunks)
-    assert r.last_stats == {"cached": 3, "computed": 0}
+    stats: dict[str, int] = {}
+    cached = r.score("potassium fruit", chunks, stats)
+    assert stats == {"cached": 3, "computed": 0}
     np.testing.assert_allclose(cached, plain, atol=2e-2)  # float16 storage
     assert np.argsort(cached).tolist() == np.argsort(plain).tolist()
     # a changed chunk text is recomputed, not served stale
     changed = [chunk(0, "Completely different text about volcanoes.")] + chunks[1:]
-    r.score("x", changed)
-    assert r.last_stats == {"cached": 2, "computed": 1}
+    r.score("x", changed, stats)
+    assert stats == {"cached": 2, "computed": 1}
+    info: dict[str, int] = {}
+    r.rerank("x", [Hit(c, 1.0, i + 1) for i, c in enumerate(changed)], info=info)
+    assert info == {"cached": 3, "computed": 0}
     assert fill_cache(r, changed) == 0  # the recomputed vectors were written back
     r.cache.close()
     with pytest.raises(IndexMismatchError, match="delete the file"):

@@ -120,10 +120,12 @@ def test_empty_generation_falls_back_to_question(caplog: pytest.LogCaptureFixtur
     base = TableRetriever(TABLE)
     mq = MultiQueryRetriever(base, FixedGenerator([]), keep_original=False)
     with caplog.at_level(logging.WARNING, logger="aspectrag.multiquery"):
-        hits = mq.retrieve("Q", k=2)
-    assert [h.chunk.chunk_id for h in hits] == ["a#0", "b#0"]
+        res = mq.search("Q", k=2)
+    assert [h.chunk.chunk_id for h in res.hits] == ["a#0", "b#0"]
     assert "no query left" in caplog.text
-    assert mq.last_queries == [SubQuery("Q", 1.0, "fallback")]
+    # the queries come back with the result (the retriever keeps no per-call state)
+    assert res.queries == [{"query": "Q", "weight": 1.0, "kind": "fallback"}]
+    assert not hasattr(mq, "last_queries")
 
 
 def test_top_k_depth_sources_and_info_log(caplog: pytest.LogCaptureFixture) -> None:

@@ -9,9 +9,9 @@ import pytest
 import torch
 from tests.train.helpers import toy_pairs
 
+from aspectrag.embed.adapter import adapter_id, load_unmerged, merge_adapter
 from aspectrag.embed.hf import HFEmbedder
 from aspectrag.errors import ConfigError
-from aspectrag.train.adapter import adapter_id, load_unmerged, merge_adapter
 from aspectrag.train.lora import (
     LoraSettings,
     embed_train,

@@ -19,10 +19,8 @@ from typing import Annotated
 
 import typer
 
-from aspectrag.cli.main import AdapterOpt, IndexOpt, JsonOpt, app, console, fail, out
+from aspectrag.cli.common import DEFAULT_INDEX, AdapterOpt, IndexOpt, JsonOpt, console, fail, out
 from aspectrag.errors import AspectragError
-
-DEFAULT_INDEX = ".aspectrag"
 
 
 def _open(index: str, adapter: Path | None, *, readonly: bool):  # type: ignore[no-untyped-def]
@@ -66,7 +64,6 @@ def embedder_problems(idx) -> list[str]:  # type: ignore[no-untyped-def]
     return []
 
 
-@app.command()
 def check(
     index: IndexOpt = DEFAULT_INDEX,
     embedder_adapter: AdapterOpt = None,
@@ -105,7 +102,6 @@ def check(
         raise typer.Exit(1)
 
 
-@app.command()
 def repair(index: IndexOpt = DEFAULT_INDEX) -> None:
     """Rebuild what can be rebuilt (derived indexes, SQL indexes, multi-head statistics) and
     say what cannot. Exit code 1 if something could not be repaired."""

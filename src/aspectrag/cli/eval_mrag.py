@@ -9,12 +9,11 @@ from typing import Annotated
 
 import typer
 
-from aspectrag.cli.main import console, eval_app, fail, out
+from aspectrag.cli.common import console, edge_setup, fail, out
 from aspectrag.errors import AspectragError
 
 
-@eval_app.command("mrag")
-def eval_mrag(
+def eval_mrag(  # registered as ``aspectrag eval mrag`` by cli/main.py
     dataset: Annotated[str, typer.Argument(help="wikipedia | legal | chem (the v1 sets).")],
     strategy: Annotated[
         list[str] | None,
@@ -53,7 +52,6 @@ def eval_mrag(
     """Success, retrieval success ratio, category success ratio and weighted score per aspect
     count (at k = aspects; weighted also averaged over k..k+10), for each strategy, with
     paired-bootstrap 95% CIs against the baseline (Besta et al. 2024, arXiv 2406.05085)."""
-    from aspectrag.config import setup_threads
     from aspectrag.evaluate.mrag import load_mrag
     from aspectrag.evaluate.mrag_report import details as make_details
     from aspectrag.evaluate.mrag_report import plot as make_plot
@@ -61,7 +59,7 @@ def eval_mrag(
     from aspectrag.evaluate.mrag_strategies import DEFAULT_STRATEGIES, MragEvaluation
     from aspectrag.evaluate.mrag_strategies import strategy as get_strategy
 
-    setup_threads()
+    edge_setup()
     try:
         ds = load_mrag(dataset, data)
         names = list(strategy or DEFAULT_STRATEGIES)

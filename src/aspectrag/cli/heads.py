@@ -8,16 +8,12 @@ from typing import Annotated
 
 import typer
 
-from aspectrag.cli.main import IndexOpt, app, console, fail, open_index, out
+from aspectrag.cli.common import DEFAULT_INDEX, IndexOpt, console, fail, open_index, out
 from aspectrag.errors import AspectragError
-from aspectrag.settings import IndexSettings
-
-_DEFAULT_INDEX = Path(IndexSettings().location)  # --index resolves the setting
 
 
-@app.command("heads")
-def heads_cmd(
-    index: IndexOpt = _DEFAULT_INDEX,
+def heads_cmd(  # registered as ``aspectrag heads`` by cli/main.py
+    index: IndexOpt = DEFAULT_INDEX,
     plot: Annotated[Path | None, typer.Option(help="Write a bar plot of s_i (PNG) here.")] = None,
     recompute: Annotated[
         bool,
@@ -27,8 +23,8 @@ def heads_cmd(
 ) -> None:
     """Per head: mean vector norm a_i, mean pairwise cosine distance b_i, importance
     s_i = a_i * b_i (and its share of the votes), from statistics kept exact at ingest."""
-    from aspectrag.embed.multihead import META_KEY
-    from aspectrag.retrieve import heads as hs
+    from aspectrag.multihead import stats as hs
+    from aspectrag.multihead.layout import META_KEY, head_space
 
     if not Path(index).is_dir():
         fail(f"{index}: no index folder; run `aspectrag ingest` first")
@@ -44,7 +40,7 @@ def heads_cmd(
     rows = [
         {
             "head": i,
-            "space": f"head{i}",
+            "space": head_space(i),
             "mean_norm": float(a[i]),
             "mean_pairwise_distance": float(b[i]),
             "importance": float(s[i]),

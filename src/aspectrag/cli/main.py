@@ -1,7 +1,8 @@
 """The ``aspectrag`` command line: ingest, remove, search, ask, eval, stats.
 
-Feature modules add their commands by importing ``app`` / ``eval_app`` from here (see the
-imports at the bottom).
+The commands of the feature modules (``rerank``, ``heads``, ``train``, ``eval mrag``) are
+registered explicitly at the bottom; those modules import only ``cli/common.py``, so nothing
+imports this module back (no import cycle).
 """
 
 from __future__ import annotations
@@ -13,47 +14,33 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from aspectrag.cli import admin, eval_mrag, heads, rerank, train
+from aspectrag.cli.common import (
+    DEFAULT_INDEX,
+    AdapterOpt,
+    IndexOpt,
+    JsonOpt,
+    NoWaitOpt,
+    RerankDepthOpt,
+    RerankModelOpt,
+    RerankOpt,
+    RetrieverOpt,
+    console,
+    edge_setup,
+    fail,
+    open_index,
+    out,
+    path_or_none,
+    settings,
+)
 from aspectrag.errors import AspectragError
-from aspectrag.settings import IndexSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Retrieval-augmented generation for questions with many aspects.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval on standard benchmarks.")
 app.add_typer(eval_app, name="eval")
-console = Console(stderr=True)
-out = Console(soft_wrap=True)
-
-def _index_default(ctx: typer.Context, param: typer.CallbackParam, value: str) -> str:
-    """``--index`` when given, else the ``index.location`` setting (env > config file > default):
-    the settings' precedence, not typer's envvar."""
-    source = ctx.get_parameter_source(param.name or "index")
-    if source is not None and source.name == "DEFAULT":  # typer vendors click: compare names
-        return str(settings().index.location)
-    return value
-
-
-DEFAULT_INDEX = str(IndexSettings().location)  # --index's callback resolves the setting
-IndexOpt = Annotated[str, typer.Option(
-    "--index", callback=_index_default, show_default=False,
-    help="Index folder or scheme://... of a store backend (default: $ASPECTRAG_INDEX, the "
-         "config file's [index] location, or ./.aspectrag).")]
-NoWaitOpt = Annotated[bool, typer.Option(
-    "--no-wait", help="Fail at once if another process is writing the index (default: wait).")]
-RetrieverOpt = Annotated[str, typer.Option("--retriever", "-r",
-                                           help="bm25 | dense | hybrid | multiquery | multihead ...")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-AdapterOpt = Annotated[Path | None, typer.Option(
-    "--embedder-adapter", help="LoRA adapter folder (aspectrag train embedder) applied to the "
-    "embedder; an index built with it must be searched with it (default: "
-    "$ASPECTRAG_EMBEDDER_ADAPTER / the config file's [embedder] adapter).")]
-RerankOpt = Annotated[str | None, typer.Option(
-    "--rerank", help="Second stage: late-interaction | cross-encoder | bi-encoder.")]
-RerankDepthOpt = Annotated[int, typer.Option("--rerank-depth", help="First-stage candidates reranked.")]
-RerankModelOpt = Annotated[Path | None, typer.Option(
-    "--rerank-model", help="Cross-encoder model folder (sequence classification).")]
 
 
 @app.callback()
@@ -69,41 +56,6 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="INFO lo
     use_config_file(config)
     settings()  # a bad file or variable: one error line now, not a traceback later
 
-
-def settings():  # type: ignore[no-untyped-def]
-    """The settings (``aspectrag.settings.get_settings``); a bad value ends with one error line."""
-    from aspectrag.settings import get_settings
-
-    try:
-        return get_settings()
-    except AspectragError as e:
-        fail(str(e))
-
-
-def fail(msg: str, code: int = 2) -> None:
-    """Print one clear error line and exit with ``code``."""
-    # soft_wrap: never break the line inside a path or message, whatever the terminal width
-    console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _path_or_none(value: str | None) -> Path | None:
-    return Path(value) if value else None
-
-
-def open_index(path: str | Path, adapter: Path | None = None):  # type: ignore[no-untyped-def]
-    """The index at ``path``; with ``adapter``, its embedder is the base model + LoRA adapter."""
-    from aspectrag.index import Index
-
-    adapter = adapter or _path_or_none(settings().embedder.adapter)
-    if adapter is None:
-        return Index(path)
-    from aspectrag.embed.factory import build_embedder
-
-    try:
-        return Index(path, embedder=build_embedder(adapter=str(adapter)))
-    except AspectragError as e:
-        fail(str(e))
 
 
 @app.command()
@@ -124,6 +76,7 @@ def ingest(
     no_wait: NoWaitOpt = False,
 ) -> None:
     """Add or update documents; unchanged ones are skipped. Exit code 1 if some failed."""
+    edge_setup()
     idx = open_index(index, embedder_adapter)
     idx.chunking = settings().replace(
         chunking={"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}).chunking
@@ -149,9 +102,7 @@ def ingest(
         f"Index: {index} ({counts['documents']} documents, {counts['chunks']} chunks)",
         highlight=False)
     if token_cache:
-        from aspectrag.cli.rerank import build_token_cache
-
-        build_token_cache(idx, index)
+        rerank.build_token_cache(idx, index)
     if rep.failed:
         raise typer.Exit(1)
 
@@ -231,18 +182,15 @@ def multiquery_options(retriever: str, base: str | None, generator: str | None,
     return opts
 
 
-def print_queries(r) -> None:  # type: ignore[no-untyped-def]
-    """Print the queries the last multi-query search used (``--show-queries``), on stderr."""
-    for _ in range(4):  # unwrap rerankers and other wrappers
-        if hasattr(r, "last_queries"):
-            for q in r.last_queries:
-                console.print(f"query [{q.origin}, w={q.weight:g}]: {q.text}", markup=False,
-                              highlight=False)
-            return
-        r = getattr(r, "first_stage", None) or getattr(r, "base", None)
-        if r is None:
-            break
-    console.print("--show-queries: the retriever is not multiquery", highlight=False)
+def print_queries(res) -> None:  # type: ignore[no-untyped-def]
+    """Print the queries a multi-query search used (``--show-queries``), on stderr, from its
+    :class:`~aspectrag.types.SearchResult`."""
+    if not res.queries:
+        console.print("--show-queries: the retriever is not multiquery", highlight=False)
+        return
+    for q in res.queries:
+        console.print(f"query [{q['kind']}, w={q['weight']:g}]: {q['query']}", markup=False,
+                      highlight=False)
 
 
 def build_cli_retriever(idx, retriever: str, fusion: str | None, weight: float | None,  # type: ignore[no-untyped-def]
@@ -281,16 +229,18 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Search the index and print the top-k chunks."""
+    edge_setup()
     idx = open_index(index, embedder_adapter)
     mq = multiquery_options(retriever, base, query_generator, queries_from)
     try:
         r = build_cli_retriever(idx, retriever, fusion, weight, rerank, rerank_depth, rerank_model,
                                 mq)
-        hits = idx.search(query, k, retriever=r, sources=source)
+        res = idx.search_result(query, k, retriever=r, sources=source)
     except (AspectragError, ValueError) as e:
         fail(str(e))
+    hits = res.hits
     if show_queries:
-        print_queries(r)
+        print_queries(res)
     if as_json:
         print(json.dumps([{"rank": h.rank, "score": h.score, "chunk_id": h.chunk.chunk_id,
                            "doc_id": h.chunk.doc_id, "source": h.chunk.source,
@@ -331,6 +281,7 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question with numbered citations to the passages used."""
+    edge_setup()
     idx = open_index(index, embedder_adapter)
     mq = multiquery_options(retriever, base, query_generator, queries_from)
     try:
@@ -340,14 +291,15 @@ def ask(
         from aspectrag.generate.run import answer_question
 
         gen = build_generator(llm, idx.embedder, decoding=decoding)
-        hits = idx.search(question, k, retriever=r, sources=source)
+        res = idx.search_result(question, k, retriever=r, sources=source)
+        hits = res.hits
         streaming = stream and not as_json
         ans = answer_question(gen, question, hits, on_piece=(
             lambda p: out.print(p, end="", highlight=False, markup=False)) if streaming else None)
     except (AspectragError, ValueError) as e:
         fail(str(e))
     if show_queries:
-        print_queries(r)
+        print_queries(res)
     if as_json:
         print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=1))
         return
@@ -386,13 +338,8 @@ def eval_beir(
     mq = multiquery_options(retriever, base, query_generator, queries_from)
     if show_queries:
         logging.getLogger("aspectrag.multiquery").setLevel(logging.INFO)
-    from aspectrag.evaluate.beir import (
-        default_eval_index,
-        load_beir,
-        per_query_scores,
-        run_retriever,
-        score_run,
-    )
+    from aspectrag.evaluate.beir import beir_run, default_eval_index, load_beir
+    from aspectrag.evaluate.metrics import per_query_scores, score_run
 
     try:
         from aspectrag.extras import optional_import
@@ -402,9 +349,9 @@ def eval_beir(
     except AspectragError as e:
         fail(str(e))
     path = index or default_eval_index(folder)
-    embedder_adapter = embedder_adapter or _path_or_none(settings().embedder.adapter)
+    embedder_adapter = embedder_adapter or path_or_none(settings().embedder.adapter)
     if embedder_adapter is not None and index is None:  # one cache index per adapter
-        from aspectrag.train.adapter import adapter_id
+        from aspectrag.embed.adapter import adapter_id
 
         try:
             path = path.with_name(f"{path.name}-lora-{adapter_id(embedder_adapter).replace('@', '-')}")
@@ -419,7 +366,7 @@ def eval_beir(
                                 mq)
     except (AspectragError, ValueError) as e:
         fail(str(e))
-    run = run_retriever(r, ds.queries, progress=sys.stderr.isatty())
+    run = beir_run(r, ds.queries, progress=sys.stderr.isatty())
     scores = score_run(ds.qrels, run)
     if per_query is not None:
         per_query.write_text(json.dumps(dict(zip(ds.qrels, per_query_scores(ds.qrels, run).tolist(),
@@ -434,7 +381,10 @@ def eval_beir(
     out.print(table)
 
 
-# Feature modules register their commands on import.
-for _module in ("aspectrag.cli.train", "aspectrag.cli.rerank", "aspectrag.cli.heads",
-                "aspectrag.cli.eval_mrag", "aspectrag.cli.admin"):
-    __import__(_module)
+# The feature modules' commands, registered explicitly.
+app.add_typer(train.train_app, name="train")
+app.add_typer(rerank.rerank_app, name="rerank")
+app.command("heads")(heads.heads_cmd)
+eval_app.command("mrag")(eval_mrag.eval_mrag)
+app.command("check")(admin.check)
+app.command("repair")(admin.repair)

@@ -9,18 +9,24 @@ from typing import Annotated
 
 import typer
 
-from aspectrag.cli.main import AdapterOpt, IndexOpt, app, console, fail, open_index
+from aspectrag.cli.common import (
+    DEFAULT_INDEX,
+    AdapterOpt,
+    IndexOpt,
+    console,
+    edge_setup,
+    fail,
+    open_index,
+)
 from aspectrag.errors import AspectragError
-from aspectrag.settings import IndexSettings
 
-_DEFAULT_INDEX = Path(IndexSettings().location)  # --index resolves the setting
 rerank_app = typer.Typer(no_args_is_help=True, help="Second-stage reranking utilities.")
-app.add_typer(rerank_app, name="rerank")
+"""``aspectrag rerank ...`` (registered by ``cli/main.py``)."""
 
 
 @rerank_app.command("cache")
 def cache_cmd(
-    index: IndexOpt = _DEFAULT_INDEX,
+    index: IndexOpt = DEFAULT_INDEX,
     embedder_adapter: AdapterOpt = None,
     skip_punctuation: Annotated[
         bool, typer.Option(help="Drop punctuation token vectors (ColBERT).")
@@ -29,6 +35,7 @@ def cache_cmd(
     """Store every chunk's token vectors in <index>/token_vectors.sqlite, so that
     ``--rerank late-interaction`` reads them instead of running the model on the candidates.
     Only chunks that are new or changed since the last run are computed."""
+    edge_setup()
     idx = open_index(index, embedder_adapter)
     if not Path(index).is_dir():
         fail(f"{index}: no index folder; run `aspectrag ingest` first")
@@ -38,12 +45,12 @@ def cache_cmd(
 def build_token_cache(idx, index: Path, *, skip_punctuation: bool = False) -> None:  # type: ignore[no-untyped-def]
     """Fill ``<index>/token_vectors.sqlite`` with the token vectors of the chunks that are not
     (validly) cached yet and print a one-line summary; exits with code 2 on an error."""
-    from aspectrag.embed.hf import HFEmbedder
+    from aspectrag.embed.base import TransformerEmbedder
     from aspectrag.rerank.cache import CACHE_FILE, TokenVectorCache
     from aspectrag.rerank.late_interaction import LateInteractionReranker, fill_cache
 
     emb = idx.embedder
-    if not isinstance(emb, HFEmbedder):
+    if not isinstance(emb, TransformerEmbedder):
         fail(f"late interaction needs a Hugging Face embedder; the index uses {emb.name!r}")
     try:
         from aspectrag.ingest.pipeline import check_embedder

@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from aspectrag.cli.main import app, console, fail
+from aspectrag.cli.common import console, edge_setup, fail
 from aspectrag.errors import AspectragError
 
 train_app = typer.Typer(no_args_is_help=True, help="Fine-tune the retriever (LoRA adapters).")
-app.add_typer(train_app, name="train")
+"""``aspectrag train ...`` (registered by ``cli/main.py``)."""
 
 
 @train_app.command("embedder")
@@ -71,6 +71,7 @@ def train_embedder_cmd(
 
     if (pairs is None) == (beir is None):
         fail("give exactly one of --pairs FILE or --beir DIR")
+    edge_setup()
     mods = tuple(m.strip() for m in target_modules.split(",") if m.strip())
     settings = LoraSettings(
         r=r, alpha=alpha, dropout=dropout, target_modules=mods, lr=lr, epochs=epochs,
@@ -136,7 +137,7 @@ def merge_cmd(
     ] = None,
 ) -> None:
     """Merge an adapter into its base model: a plain model folder, no peft needed to use it."""
-    from aspectrag.train.adapter import merge_adapter
+    from aspectrag.embed.adapter import merge_adapter
 
     try:
         out = merge_adapter(adapter, out_dir, base_model_path=base_model)

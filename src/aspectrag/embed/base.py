@@ -8,7 +8,7 @@ embedder adds one space per attention head). Every array is ``float32`` with one
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -40,3 +40,25 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int:
         """Number of model tokens in ``text`` (without special tokens)."""
         ...
+
+
+@runtime_checkable
+class TransformerEmbedder(Embedder, Protocol):
+    """An embedder that also exposes its Hugging Face tokenizer and model (a transformers
+    encoder whose ``last_hidden_state`` gives token vectors): what late interaction and
+    full-text bi-encoder rescoring need (``rerank/tokens.py``). ``HFEmbedder`` and the
+    multi-head embedder implement it.
+
+    Attributes:
+        tokenizer: a fast ``transformers`` tokenizer (loaded on first use).
+        model: the ``transformers`` model (loaded on first use), in eval mode on ``device``.
+        device: torch device string.
+        batch_size: texts per forward pass.
+
+    Note: ``isinstance(x, TransformerEmbedder)`` reads these attributes, which loads the model.
+    """
+
+    tokenizer: Any
+    model: Any
+    device: str
+    batch_size: int

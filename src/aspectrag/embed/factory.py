@@ -24,7 +24,7 @@ def build_embedder(
 
     ``recorded`` is the embedder name stored in an existing index; it is used to pick the same
     kind of embedder (e.g. multi-head) when reopening the index. ``heads`` (default
-    :func:`heads_enabled`) selects the :class:`~aspectrag.embed.multihead.MultiHeadEmbedder`,
+    :func:`heads_enabled`) selects the :class:`~aspectrag.multihead.embedder.MultiHeadEmbedder`,
     which adds one vector space per attention head to the standard one (same ``name``).
     ``adapter`` is a LoRA adapter folder (``aspectrag train embedder``) merged into the model;
     the per-head vectors then come from the fine-tuned model too.
@@ -33,7 +33,7 @@ def build_embedder(
         aspectrag.errors.ConfigError: ``adapter`` is not an adapter folder (raised on first use).
     """
     if heads if heads is not None else heads_enabled():
-        from aspectrag.embed.multihead import MultiHeadEmbedder
+        from aspectrag.multihead.embedder import MultiHeadEmbedder
 
         return MultiHeadEmbedder(model_path, adapter=adapter)
     from aspectrag.embed.hf import HFEmbedder

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from aspectrag.embed.base import TextKind
+from aspectrag.embed.pooling import mean_pool
 
 log = logging.getLogger("aspectrag.embed")
 
@@ -66,7 +71,7 @@ class HFEmbedder:
         self.adapter = adapter
         name = f"hf:{_model_id(self.model_path)}"
         if adapter is not None:
-            from aspectrag.train.adapter import adapter_id
+            from aspectrag.embed.adapter import adapter_id
 
             name += f"+lora:{adapter_id(adapter)}"
         self.name = name  # set once: subclasses may derive ``name`` (MultiHeadEmbedder)
@@ -81,12 +86,9 @@ class HFEmbedder:
     def model(self):  # type: ignore[no-untyped-def]
         from transformers import AutoModel
 
-        from aspectrag.config import setup_threads
-
-        setup_threads()
         m = AutoModel.from_pretrained(self.model_path)
         if self.adapter is not None:
-            from aspectrag.train.adapter import load_merged
+            from aspectrag.embed.adapter import load_merged
 
             m = load_merged(m, self.adapter)
         m.eval()
@@ -109,17 +111,21 @@ class HFEmbedder:
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens of ``text`` without special tokens."""
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        tok = self.tokenizer
+        with tokenizer_lock(tok):
+            return len(tok(text, add_special_tokens=False)["input_ids"])
 
     def tokenize(self, texts: Sequence[str]):  # type: ignore[no-untyped-def]
         """Padded, truncated batch encoding (``return_tensors='pt'``) on the model's device."""
-        enc = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.max_tokens,
-            return_tensors="pt",
-        )
+        tok = self.tokenizer
+        with tokenizer_lock(tok):
+            enc = tok(
+                list(texts),
+                padding=True,
+                truncation=True,
+                max_length=self.max_tokens,
+                return_tensors="pt",
+            )
         return {k: v.to(self.device) for k, v in enc.items()}
 
     def encode(
@@ -150,17 +156,24 @@ class HFEmbedder:
         return {"dense": out}
 
 
-def mean_pool(hidden, attention_mask):  # type: ignore[no-untyped-def]
-    """Mean over non-padding tokens, then L2 norm (Sentence-BERT pooling).
+_TOKENIZER_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_TOKENIZER_LOCKS_LOCK = threading.Lock()
 
-    ``hidden``: float tensor (batch, tokens, dim); ``attention_mask``: int tensor (batch, tokens).
-    Returns a float tensor (batch, dim) with unit rows. Differentiable (used for training too).
+
+def tokenizer_lock(tokenizer: Any) -> threading.Lock:
+    """The lock that serialises calls of one (shared) Hugging Face tokenizer.
+
+    A fast tokenizer's call first sets truncation and padding on its Rust backend, so two
+    threads calling one tokenizer with different settings (a padded batch here, overflowing
+    windows in ``rerank/tokens.py``) see each other's settings ("Unable to create tensor" or
+    "Already borrowed"). Tokenizing is a small part of a forward pass; the model itself runs
+    unlocked.
     """
-    import torch
-
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(pooled, dim=-1)
+    with _TOKENIZER_LOCKS_LOCK:
+        lock = _TOKENIZER_LOCKS.get(tokenizer)
+        if lock is None:
+            lock = _TOKENIZER_LOCKS[tokenizer] = threading.Lock()
+        return lock
 
 
 def _model_id(path: str) -> str:

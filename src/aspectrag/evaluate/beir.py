@@ -1,7 +1,7 @@
 """Evaluation on BEIR-layout data sets (Thakur et al. 2021): nDCG@10, Recall@100, MRR@10.
 
-Chunks are aggregated to documents by their best-ranked chunk (MaxP, Dai & Callan 2019);
-metrics are computed with ranx.
+Loading the data set and building the run; chunks are aggregated to documents by their
+best-ranked chunk and the metrics computed with ranx in :mod:`aspectrag.evaluate.metrics`.
 """
 
 from __future__ import annotations
@@ -9,17 +9,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from aspectrag.errors import AspectragError
+from aspectrag.evaluate.metrics import ranking_to_run, run_retriever
 from aspectrag.retrieve.base import Retriever
-from aspectrag.types import Hit
-
-METRICS = ("ndcg@10", "recall@100", "mrr@10")
 
 
 @dataclass(slots=True)
@@ -80,88 +75,12 @@ def default_eval_index(root: Path) -> Path:
     return get_settings().cache_dir / "beir" / f"{root.resolve().name}-{h}"
 
 
-def hits_to_doc_run(hits: Sequence[Hit], n_docs: int) -> dict[str, float]:
-    """Aggregate chunk hits to documents by their best chunk; first ``n_docs`` documents.
-
-    Scores are made strictly decreasing by rank (``n_docs - position``) so that metrics only see
-    the order, whatever the retriever's score scale.
-    """
-    docs: dict[str, float] = {}
-    for h in hits:
-        if h.chunk.doc_id not in docs:
-            docs[h.chunk.doc_id] = float(n_docs - len(docs))
-            if len(docs) == n_docs:
-                break
-    return docs
-
-
-def run_retriever(retriever: Retriever, queries: dict[str, str], *, n_docs: int = 100,
-                  chunk_depth: int = 200, batch: int = 64,
-                  progress: bool = False) -> dict[str, dict[str, float]]:
-    """Document run ``{qid: {doc_id: score}}`` of ``retriever`` over ``queries``."""
-    qids = list(queries)
-    run: dict[str, dict[str, float]] = {}
-    it = range(0, len(qids), batch)
-    if progress:
-        from aspectrag.progress import track
-
-        it = track(it, "retrieving", "batch")
-    for i in it:
-        part = qids[i : i + batch]
-        results = retriever.retrieve_batch([queries[q] for q in part], chunk_depth)
-        for q, hits in zip(part, results, strict=True):
-            run[q] = hits_to_doc_run(hits, n_docs)
-    return run
-
-
-def _ranx():  # type: ignore[no-untyped-def]
-    """``ranx``'s Qrels, Run and evaluate (extra ``eval``; MissingExtraError when absent)."""
-    from aspectrag.extras import optional_import
-
-    ranx = optional_import("ranx", "evaluation metrics")
-    return ranx.Qrels, ranx.Run, ranx.evaluate
-
-
-def score_run(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
-              metrics: Sequence[str] = METRICS) -> dict[str, float]:
-    """Mean metrics with ranx (Bassani 2022); queries with no hits count as zero."""
-    Qrels, Run, evaluate = _ranx()
-
-    res = evaluate(Qrels(qrels), Run(_complete(qrels, run)), list(metrics), make_comparable=True)
-    if isinstance(res, float):
-        res = {metrics[0]: res}
-    return {m: float(res[m]) for m in metrics}
-
-
-def per_query_scores(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
-                     metric: str = "ndcg@10") -> np.ndarray:
-    """Per-query ``metric`` with ranx: float64 array of shape (len(qrels),), in ``qrels``
-    order; queries with no hits score zero."""
-    Qrels, Run, evaluate = _ranx()
-
-    return np.asarray(evaluate(Qrels(qrels), Run(_complete(qrels, run)), metric,
-                               return_mean=False, make_comparable=True), dtype=np.float64)
-
-
-def _complete(qrels: dict[str, dict[str, int]],
-              run: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """``run`` with a dummy hit for every judged query that has none (it then scores zero)."""
-    return {q: (run.get(q) or {"__none__": 0.0}) for q in qrels}
-
-
-def paired_bootstrap_ci(a: np.ndarray, b: np.ndarray, *, n_boot: int = 10_000, seed: int = 0,
-                        level: float = 0.95) -> tuple[float, float, float]:
-    """``(mean(a - b), lo, hi)``: the mean paired difference of two systems' per-query scores
-    (same queries, same order; shape (n,)) and its percentile bootstrap interval at ``level``
-    over ``n_boot`` resamples of the queries (Efron & Tibshirani 1993; for IR, Sakai 2006).
-
-    Raises:
-        ValueError: ``a`` and ``b`` differ in shape or are empty.
-    """
-    if np.shape(a) != np.shape(b) or np.size(a) == 0:
-        raise ValueError(f"need two non-empty per-query arrays of one shape, got {np.shape(a)} "
-                         f"and {np.shape(b)}")
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    idx = np.random.default_rng(seed).integers(0, d.size, size=(n_boot, d.size))
-    lo, hi = np.quantile(d[idx].mean(axis=1), [(1 - level) / 2, (1 + level) / 2])
-    return float(d.mean()), float(lo), float(hi)
+def beir_run(retriever: Retriever, queries: dict[str, str], *, n_docs: int = 100,
+             chunk_depth: int = 200, batch: int = 64,
+             progress: bool = False) -> dict[str, dict[str, float]]:
+    """Document run ``{qid: {doc_id: score}}`` of ``retriever`` over ``queries`` for ranx
+    (:func:`~aspectrag.evaluate.metrics.run_retriever`: ``chunk_depth`` chunks per query
+    collapsed to ``n_docs`` documents by their best chunk)."""
+    rankings, _ = run_retriever(retriever, list(queries.values()), chunk_depth=chunk_depth,
+                                n_docs=n_docs, batch=batch, progress=progress)
+    return {q: ranking_to_run(r, n_docs) for q, r in zip(queries, rankings, strict=True)}

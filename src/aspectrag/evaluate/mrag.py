@@ -13,7 +13,8 @@ fetched (chunk hits are collapsed to documents by first occurrence):
 
 Values are reported per aspect count at k = number of aspects, and ``weighted_avg`` is the
 weighted score averaged over k = a .. a + 10 (capped at ``K_MAX`` = 32). Comparisons between
-strategies use a paired bootstrap over queries, stratified by aspect count.
+strategies use a paired bootstrap over queries, stratified by aspect count
+(:func:`aspectrag.evaluate.metrics.paired_bootstrap` with ``MragDataset.strata``).
 
 Data sets (``ASPECTRAG_SHARED_DATA``/mrag): ``wikipedia`` (``wikipedia_articles_v1.json.bz2``:
 1,250 articles, relevance unit = article, category = ``label``; queries with LLM ``fusion``
@@ -36,8 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from aspectrag.errors import AspectragError
+from aspectrag.evaluate.metrics import run_retriever
 from aspectrag.retrieve.base import Retriever
-from aspectrag.types import Document, Hit
+from aspectrag.types import Document
 
 log = logging.getLogger("aspectrag.evaluate")
 
@@ -90,6 +92,11 @@ class MragDataset:
     category_of: dict[str, str]
     queries: list[MragQuery]
     missing_units: list[str] = field(default_factory=list)
+
+    @property
+    def strata(self) -> list[int]:
+        """Aspect count of each query, in query order (the paired bootstrap's strata)."""
+        return [q.aspects for q in self.queries]
 
     @property
     def buckets(self) -> list[int]:
@@ -249,19 +256,6 @@ def _finish(
 
 
 # -- metrics -----------------------------------------------------------------------------------
-def hits_to_docs(hits: Sequence[Hit], limit: int = K_MAX) -> list[str]:
-    """Distinct ``doc_id`` of chunk hits in rank order (first occurrence), at most ``limit``."""
-    out: list[str] = []
-    seen: set[str] = set()
-    for h in hits:
-        if h.chunk.doc_id not in seen:
-            seen.add(h.chunk.doc_id)
-            out.append(h.chunk.doc_id)
-            if len(out) == limit:
-                break
-    return out
-
-
 def score_rankings(
     ds: MragDataset, rankings: Sequence[Sequence[str]], k_max: int = K_MAX
 ) -> dict[str, np.ndarray]:
@@ -337,44 +331,6 @@ def summarise(ds: MragDataset, per_query: Mapping[str, np.ndarray]) -> dict:  # 
     return {"by_aspects": by, "mean_weighted_avg": round(mean, 4)}
 
 
-def paired_bootstrap(
-    ds: MragDataset,
-    a: np.ndarray,
-    b: np.ndarray,
-    *,
-    n_boot: int = 10_000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> dict[str, tuple[float, float, float]]:
-    """Paired bootstrap of the mean difference ``a - b`` (per-query values, same queries).
-
-    Queries are resampled with replacement within each aspect bucket (stratified), so every
-    replicate keeps 25 queries per bucket. Returns ``{"<bucket>": (diff, lo, hi), "mean":
-    (diff, lo, hi)}`` where ``mean`` is the difference of the mean over buckets (as in
-    ``mean_weighted_avg``) and ``lo``/``hi`` the percentile interval at ``level``.
-    """
-    rng = np.random.default_rng(seed)
-    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    aspects = np.array([q.aspects for q in ds.queries])
-    out: dict[str, tuple[float, float, float]] = {}
-    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
-    bucket_reps = []
-    for bucket in ds.buckets:
-        x = d[(aspects == bucket) & ~np.isnan(d)]
-        idx = rng.integers(0, len(x), size=(n_boot, len(x)))
-        reps = x[idx].mean(axis=1)
-        bucket_reps.append(reps)
-        out[str(bucket)] = (
-            float(x.mean()),
-            float(np.quantile(reps, lo_q)),
-            float(np.quantile(reps, hi_q)),
-        )
-    mean_reps = np.mean(bucket_reps, axis=0)
-    point = float(np.mean([out[str(bk)][0] for bk in ds.buckets]))
-    out["mean"] = (point, float(np.quantile(mean_reps, lo_q)), float(np.quantile(mean_reps, hi_q)))
-    return out
-
-
 # -- running retrievers ------------------------------------------------------------------------
 @dataclass(slots=True)
 class StrategyRun:
@@ -411,16 +367,10 @@ def run_strategy(
     documents by first occurrence. Works for every retriever of the factory (dense, bm25,
     hybrid, multihead, multiquery...).
     """
-    import time
-
     depth = chunk_depth or 3 * k_max
-    rankings: list[list[str]] = []
-    t0 = time.perf_counter()
-    texts = [q.text for q in ds.queries]
-    for i in range(0, len(texts), batch):
-        for hits in retriever.retrieve_batch(texts[i : i + batch], depth):
-            rankings.append(hits_to_docs(hits, k_max))
-    secs = time.perf_counter() - t0
+    rankings, secs = run_retriever(
+        retriever, [q.text for q in ds.queries], chunk_depth=depth, n_docs=k_max, batch=batch
+    )
     scores = score_rankings(ds, rankings, k_max)
     short = sum(len(r) < k_max for r in rankings)
     if short:

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from aspectrag.evaluate.mrag import AVG_SPAN, MragDataset, StrategyRun, paired_bootstrap
+from aspectrag.evaluate.metrics import paired_bootstrap
+from aspectrag.evaluate.mrag import AVG_SPAN, MragDataset, StrategyRun
 
 CI_METRICS = ("success", "rsr", "crsr", "weighted", "weighted_avg", "rsr_avg")
 
@@ -58,7 +59,7 @@ def details(
                 m: {
                     k: [round(x, 4) for x in v]
                     for k, v in paired_bootstrap(
-                        ds, r.per_query[m], base.per_query[m], n_boot=n_boot
+                        r.per_query[m], base.per_query[m], ds.strata, n_boot=n_boot
                     ).items()
                 }
                 for m in CI_METRICS

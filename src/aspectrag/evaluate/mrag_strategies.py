@@ -13,8 +13,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from aspectrag.errors import AspectragError
 from aspectrag.evaluate.mrag import MragDataset, StrategyRun, run_strategy
 from aspectrag.retrieve.base import Retriever
@@ -114,53 +112,6 @@ def strategy(name: str) -> Strategy:
     )
 
 
-class _CachingEmbedder:
-    """Memoises ``MultiHeadEmbedder.encode_raw`` per text (layer -1, CLS and mean pooling), so
-    every index variant and every strategy of one evaluation shares one forward pass per text.
-    Shallow copies (``query_embedder``) share the cache."""
-
-    POOLINGS = ("cls", "mean")
-
-    @staticmethod
-    def make(**options: object):  # type: ignore[no-untyped-def]
-        from aspectrag.embed.multihead import MultiHeadEmbedder
-
-        class Caching(MultiHeadEmbedder):
-            cache: dict[str, tuple[np.ndarray, dict[tuple[int, str], np.ndarray]]] = {}
-
-            def encode_raw(self, texts, *, layers=None, poolings=None, show_progress=False):  # type: ignore[no-untyped-def, override]
-                layers = list(layers) if layers is not None else [self.layer]
-                poolings = list(poolings) if poolings is not None else [self.pooling]
-                if layers != [-1] or any(p not in _CachingEmbedder.POOLINGS for p in poolings):
-                    return super().encode_raw(
-                        texts, layers=layers, poolings=poolings, show_progress=show_progress
-                    )
-                missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
-                if missing:
-                    dense, raw = super().encode_raw(
-                        missing,
-                        layers=[-1],
-                        poolings=_CachingEmbedder.POOLINGS,
-                        show_progress=show_progress,
-                    )
-                    for i, t in enumerate(missing):
-                        self.cache[t] = (dense[i], {k: v[i] for k, v in raw.items()})
-                got = [self.cache[t] for t in texts]
-                dense_out = (
-                    np.stack([g[0] for g in got]) if got else np.zeros((0, self.dim), np.float32)
-                )
-                heads = {
-                    (-1, p): np.stack([g[1][(-1, p)] for g in got])
-                    if got
-                    else np.zeros((0, self.num_heads, self.head_dim), np.float32)
-                    for p in poolings
-                }
-                return dense_out, heads
-
-        Caching.cache = {}
-        return Caching(**options)  # type: ignore[arg-type]
-
-
 def default_cache_dir() -> Path:
     """``<cache_dir>/mrag`` (``cache_dir`` setting, default ``~/.cache/aspectrag``)."""
     from aspectrag.settings import get_settings
@@ -194,7 +145,11 @@ class MragEvaluation:
 
         self.ds = ds
         self.progress = progress
-        self.embedder = _CachingEmbedder.make(model_path=model_path)
+        from aspectrag.multihead.embedder import MultiHeadEmbedder, RawCache
+
+        # one forward pass per text for every index variant and strategy (layer -1, CLS and
+        # mean pooling memoised; the variants' copies share the cache)
+        self.embedder = MultiHeadEmbedder(model_path, raw_cache=RawCache((-1,), ("cls", "mean")))
         model = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.embedder.name)
         self.root = Path(cache_dir or default_cache_dir()) / f"{ds.name}-{ds.fingerprint()}-{model}"
         self._indexes: dict[str, object] = {}
@@ -288,11 +243,9 @@ class MragEvaluation:
 
 def copy_embedder(embedder, **options: object):  # type: ignore[no-untyped-def]
     """A shallow copy of a ``MultiHeadEmbedder`` (shared model and cache) with other head
-    options (``pooling``, ``groups``, ``split``)."""
-    import copy
-
-    e = copy.copy(embedder)
-    e._pooling = options.get("pooling", embedder._pooling)
-    e._groups = options.get("groups", embedder._groups)
-    e.split = bool(options.get("split", False))
-    return e
+    options (``pooling``, ``groups``, ``split``): :meth:`MultiHeadEmbedder.with_layout`."""
+    return embedder.with_layout(
+        pooling=options.get("pooling"),  # type: ignore[arg-type]
+        groups=options.get("groups"),  # type: ignore[arg-type]
+        split=bool(options.get("split", False)),
+    )

@@ -4,7 +4,8 @@
 - ``cross_encoder``: query and chunk encoded together by a sequence-classification model.
 - ``late_interaction``: ColBERT-style MaxSim over the embedder's token vectors.
 - ``bi_encoder``: cosine of separately encoded query and full chunk text.
-- ``tokens``: windowed token vectors of an ``HFEmbedder``; ``cache``: token vectors on disk.
+- ``tokens``: windowed token vectors of a ``TransformerEmbedder`` (``embed/base.py``);
+  ``cache``: token vectors on disk.
 - ``factory``: ``build_reranker(name, ...)``.
 """
 

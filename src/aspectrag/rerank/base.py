@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from aspectrag.retrieve.base import Retriever
-from aspectrag.types import Hit
+from aspectrag.types import Hit, SearchResult
 
 log = logging.getLogger("aspectrag.rerank")
 
@@ -28,11 +28,14 @@ class Reranker(Protocol):
 
     name: str
 
-    def rerank(self, query: str, hits: Sequence[Hit], k: int | None = None) -> list[Hit]:
+    def rerank(self, query: str, hits: Sequence[Hit], k: int | None = None, *,
+               info: dict[str, Any] | None = None) -> list[Hit]:
         """Rescore ``hits`` for ``query``; return the best ``k`` (all if None), best first.
 
         Returned hits carry the reranker's score, new 1-based ranks, and provenance extended
         with ``{"rerank": {"by": name, "first_stage_rank": r, "first_stage_score": s}}``.
+        ``info``, when given, receives facts about this call (e.g. late interaction's token
+        cache use ``{"cached": n, "computed": m}``); nothing per call is kept on the reranker.
         """
         ...
 
@@ -68,8 +71,12 @@ class RerankingRetriever:
 
     Attributes:
         name: ``"<first stage name>+<reranker name>"``.
-        last_seconds: ``{"first_stage": s, "rerank": s}`` of the last call (wall-clock seconds).
+
+    :meth:`search` returns the per-call seconds (``timings["first_stage"]``,
+    ``timings["rerank"]``) and the reranker's facts (``info["rerank"]``) with the hits.
     """
+
+    OPTIONS: tuple[str, ...] = ()
 
     def __init__(self, first_stage: Retriever, reranker: Reranker, depth: int = 100) -> None:
         if depth < 1:
@@ -78,7 +85,6 @@ class RerankingRetriever:
         self.reranker = reranker
         self.depth = depth
         self.name = f"{first_stage.name}+{reranker.name}"
-        self.last_seconds: dict[str, float] = {}
 
     def retrieve(self, query: str, k: int = 10, sources: Sequence[str] | None = None) -> list[Hit]:
         """Top-``k`` reranked hits for ``query`` (see class doc)."""
@@ -93,14 +99,30 @@ class RerankingRetriever:
         t1 = time.perf_counter()
         out = [self._rerank_one(q, c, k) for q, c in zip(queries, cands, strict=True)]
         t2 = time.perf_counter()
-        self.last_seconds = {"first_stage": t1 - t0, "rerank": t2 - t1}
         log.debug(
             "rerank %d queries: first stage %.3f s, rerank %.3f s", len(queries), t1 - t0, t2 - t1
         )
         return out
 
-    def _rerank_one(self, query: str, cands: list[Hit], k: int) -> list[Hit]:
-        head = self.reranker.rerank(query, cands[: self.depth], min(k, self.depth))
+    def search(
+        self, query: str, k: int = 10, sources: Sequence[str] | None = None
+    ) -> SearchResult:
+        """The hits of :meth:`retrieve` with the first stage's diagnostics (its queries, timings
+        and info) plus ``timings["first_stage"]``, ``timings["rerank"]`` (seconds) and
+        ``info["rerank"]`` (``{"by": name, "depth": n, ...the reranker's facts}``)."""
+        t0 = time.perf_counter()
+        first = self.first_stage.search(query, max(k, self.depth), sources)
+        t1 = time.perf_counter()
+        facts: dict[str, Any] = {}
+        hits = self._rerank_one(query, first.hits, k, facts)
+        t2 = time.perf_counter()
+        timings = {**first.timings, "first_stage": t1 - t0, "rerank": t2 - t1}
+        info = {**first.info, "rerank": {"by": self.reranker.name, "depth": self.depth, **facts}}
+        return SearchResult(hits, first.queries, timings, info)
+
+    def _rerank_one(self, query: str, cands: list[Hit], k: int,
+                    facts: dict[str, Any] | None = None) -> list[Hit]:
+        head = self.reranker.rerank(query, cands[: self.depth], min(k, self.depth), info=facts)
         if k <= self.depth or len(cands) <= self.depth:
             return head
         floor = min((h.score for h in head), default=0.0)

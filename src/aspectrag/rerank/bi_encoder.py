@@ -10,10 +10,11 @@ score(q, d) = max over windows w of cos(E(q), E(w)) (Reimers & Gurevych 2019, Se
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from aspectrag.embed.hf import HFEmbedder
+from aspectrag.embed.base import TransformerEmbedder
 from aspectrag.rerank.base import reorder
 from aspectrag.rerank.tokens import encode_texts
 from aspectrag.types import Chunk, Hit
@@ -23,7 +24,8 @@ class BiEncoderReranker:
     """Reranks hits by cosine between the query embedding and the best window of each chunk.
 
     Args:
-        embedder: the bi-encoder (tokenizer, model, mean pooling of ``HFEmbedder``).
+        embedder: the bi-encoder (a :class:`~aspectrag.embed.base.TransformerEmbedder`:
+            tokenizer and model, mean pooling as ``HFEmbedder``).
 
     Attributes:
         name: ``"bi-encoder"``.
@@ -31,7 +33,7 @@ class BiEncoderReranker:
 
     name = "bi-encoder"
 
-    def __init__(self, embedder: HFEmbedder) -> None:
+    def __init__(self, embedder: TransformerEmbedder) -> None:
         self.embedder = embedder
 
     def score(self, query: str, chunks: Sequence[Chunk]) -> np.ndarray:
@@ -40,7 +42,8 @@ class BiEncoderReranker:
         enc = encode_texts(self.embedder, [c.index_text() for c in chunks])
         return np.array([float((e.windows @ q).max()) for e in enc], dtype=np.float32)
 
-    def rerank(self, query: str, hits: Sequence[Hit], k: int | None = None) -> list[Hit]:
+    def rerank(self, query: str, hits: Sequence[Hit], k: int | None = None, *,
+               info: dict[str, Any] | None = None) -> list[Hit]:
         """Hits reordered by full-text cosine (see ``Reranker.rerank``)."""
         if not hits:
             return []

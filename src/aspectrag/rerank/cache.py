@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -45,12 +46,16 @@ class TokenVectorCache:
 
     Raises:
         IndexMismatchError: the file was written by another embedder, dim or config.
+
+    Thread-safe: one connection shared by the threads of a process, each call under a lock
+    (a reranker with a cache may serve concurrent searches).
     """
 
     def __init__(self, path: str | Path, embedder_name: str, dim: int, config: str = "") -> None:
         self.path = Path(path)
         self.dim = dim
-        self._db = sqlite3.connect(str(self.path))
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False)
+        self._lock = threading.Lock()
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS vectors (chunk_id TEXT PRIMARY KEY, text_sha1 TEXT NOT NULL,"
@@ -78,7 +83,9 @@ class TokenVectorCache:
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             q = f"SELECT chunk_id, text_sha1, n_tokens, data FROM vectors WHERE chunk_id IN ({','.join('?' * len(part))})"
-            for cid, sha, n, data in self._db.execute(q, part):
+            with self._lock:
+                rows = self._db.execute(q, part).fetchall()
+            for cid, sha, n, data in rows:
                 if sha == want[cid]:
                     arr = np.frombuffer(data, dtype=np.float16).reshape(n, self.dim)
                     out[cid] = arr.astype(np.float32)
@@ -96,12 +103,14 @@ class TokenVectorCache:
             )
             for c, v in items
         ]
-        with self._db:
+        with self._lock, self._db:
             self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?)", rows)
         return len(rows)
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()

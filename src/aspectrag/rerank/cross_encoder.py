@@ -12,9 +12,11 @@ import logging
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from aspectrag.embed.hf import tokenizer_lock
 from aspectrag.errors import ConfigError
 from aspectrag.rerank.base import reorder
 from aspectrag.types import Chunk, Hit
@@ -74,9 +76,6 @@ class CrossEncoderReranker:
     def model(self):  # type: ignore[no-untyped-def]
         from transformers import AutoModelForSequenceClassification
 
-        from aspectrag.config import setup_threads
-
-        setup_threads()
         m = AutoModelForSequenceClassification.from_pretrained(self.model_path)
         m.eval()
         return m.to(self.device)
@@ -112,13 +111,16 @@ class CrossEncoderReranker:
 
     def _encode(self, queries: list[str], texts: list[str]):  # type: ignore[no-untyped-def]
         kw = dict(padding=True, max_length=self.max_tokens, return_tensors="pt")
-        try:
-            enc = self.tokenizer(queries, texts, truncation="only_second", **kw)
-        except Exception:  # the query alone exceeds the limit: cut both sides
-            enc = self.tokenizer(queries, texts, truncation="longest_first", **kw)
+        tok = self.tokenizer
+        with tokenizer_lock(tok):  # a shared tokenizer's truncation settings are global
+            try:
+                enc = tok(queries, texts, truncation="only_second", **kw)
+            except Exception:  # the query alone exceeds the limit: cut both sides
+                enc = tok(queries, texts, truncation="longest_first", **kw)
         return {k: v.to(self.device) for k, v in enc.items()}
 
-    def rerank(self, query: str, hits: Sequence[Hit], k: int | None = None) -> list[Hit]:
+    def rerank(self, query: str, hits: Sequence[Hit], k: int | None = None, *,
+               info: dict[str, Any] | None = None) -> list[Hit]:
         """Hits reordered by cross-encoder score (see ``Reranker.rerank``)."""
         if not hits:
             return []

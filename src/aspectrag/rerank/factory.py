@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aspectrag.embed.base import Embedder
-from aspectrag.embed.hf import HFEmbedder
+from aspectrag.embed.base import Embedder, TransformerEmbedder
 from aspectrag.errors import ConfigError
 from aspectrag.rerank.base import Reranker, RerankingRetriever
 from aspectrag.rerank.cache import CACHE_FILE
@@ -18,7 +17,7 @@ _ALIASES = {"maxsim": "late-interaction", "colbert": "late-interaction", "ce": "
 def build_reranker(
     name: str,
     *,
-    embedder: HFEmbedder | None = None,
+    embedder: TransformerEmbedder | None = None,
     model_path: str | Path | None = None,
     cache_path: str | Path | None = None,
     batch_size: int = 16,
@@ -54,7 +53,7 @@ def build_reranker(
         from aspectrag.rerank.cache import TokenVectorCache
         from aspectrag.rerank.late_interaction import LateInteractionReranker
 
-        emb = embedder or HFEmbedder()
+        emb = embedder or _default_embedder()
         r = LateInteractionReranker(emb)
         if cache_path is not None:
             r.cache = TokenVectorCache(cache_path, emb.name, emb.dim, r.cache_config)
@@ -62,7 +61,7 @@ def build_reranker(
     if key == "bi-encoder":
         from aspectrag.rerank.bi_encoder import BiEncoderReranker
 
-        return BiEncoderReranker(embedder or HFEmbedder())
+        return BiEncoderReranker(embedder or _default_embedder())
     raise ValueError(f"unknown reranker {name!r}; choose one of {', '.join(RERANKERS)}")
 
 
@@ -88,13 +87,13 @@ def with_reranker(
     if name is None:
         return first_stage
     emb = embedder
-    if emb is not None and not isinstance(emb, HFEmbedder):
-        if _ALIASES.get(name, name) != "cross-encoder":
-            raise ConfigError(
-                f"reranker {name!r} needs a Hugging Face embedder (tokenizer + model); "
-                f"the index uses {emb.name!r}"
-            )
-        emb = None
+    if _ALIASES.get(name, name) == "cross-encoder":
+        emb = None  # the cross-encoder has its own model
+    elif emb is not None and not isinstance(emb, TransformerEmbedder):
+        raise ConfigError(
+            f"reranker {name!r} needs a Hugging Face embedder (tokenizer + model); "
+            f"the index uses {emb.name!r}"
+        )
     cache = None
     if index_path is not None and (Path(index_path) / CACHE_FILE).is_file():
         cache = Path(index_path) / CACHE_FILE
@@ -105,3 +104,10 @@ def with_reranker(
         cache_path=cache if _ALIASES.get(name, name) == "late-interaction" else None,
     )
     return RerankingRetriever(first_stage, reranker, depth)
+
+
+def _default_embedder() -> TransformerEmbedder:
+    """The bundled MiniLM (``HFEmbedder()``), when no embedder is given."""
+    from aspectrag.embed.hf import HFEmbedder
+
+    return HFEmbedder()

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
-from aspectrag.embed.hf import HFEmbedder
+from aspectrag.embed.base import TransformerEmbedder
 from aspectrag.rerank.base import reorder
 from aspectrag.rerank.cache import TokenVectorCache
 from aspectrag.rerank.tokens import encode_texts
@@ -53,22 +54,25 @@ class LateInteractionReranker:
     """Reranks hits by MaxSim between query and chunk token vectors of ``embedder``.
 
     Args:
-        embedder: an ``HFEmbedder`` (its tokenizer, model and ``max_tokens`` are used; chunks
-            longer than ``max_tokens`` are encoded in overlapping windows, nothing is cut).
+        embedder: a :class:`~aspectrag.embed.base.TransformerEmbedder` (its tokenizer, model
+            and ``max_tokens`` are used; chunks longer than ``max_tokens`` are encoded in
+            overlapping windows, nothing is cut).
         cache: optional token-vector cache; hits found there skip the forward pass, computed
             vectors are written to it.
         skip_punctuation: drop punctuation tokens on the document side (ColBERT section 3.2).
 
     Attributes:
         name: ``"late-interaction"``.
-        last_stats: ``{"cached": n, "computed": m}`` of the last ``rerank`` call.
+
+    How many candidates came from the cache is reported per call (``info`` of
+    :meth:`rerank`, ``stats`` of :meth:`document_vectors`), never kept on the reranker.
     """
 
     name = "late-interaction"
 
     def __init__(
         self,
-        embedder: HFEmbedder,
+        embedder: TransformerEmbedder,
         *,
         cache: TokenVectorCache | None = None,
         skip_punctuation: bool = False,
@@ -76,7 +80,6 @@ class LateInteractionReranker:
         self.embedder = embedder
         self.cache = cache
         self.skip_punctuation = skip_punctuation
-        self.last_stats: dict[str, int] = {}
 
     @property
     def cache_config(self) -> str:
@@ -87,8 +90,12 @@ class LateInteractionReranker:
         """Token vectors of ``query`` (truncated at ``max_tokens``): float32 (n_q, dim)."""
         return encode_texts(self.embedder, [query], max_windows=1)[0].tokens
 
-    def document_vectors(self, chunks: Sequence[Chunk]) -> list[np.ndarray]:
-        """Token vectors of each chunk's ``index_text()`` (cache first): float32 (n_d, dim) each."""
+    def document_vectors(
+        self, chunks: Sequence[Chunk], stats: dict[str, Any] | None = None
+    ) -> list[np.ndarray]:
+        """Token vectors of each chunk's ``index_text()`` (cache first): float32 (n_d, dim) each.
+
+        ``stats``, when given, receives ``{"cached": n, "computed": m}`` for this call."""
         found = self.cache.get(chunks) if self.cache is not None else {}
         missing = [c for c in chunks if c.chunk_id not in found]
         if missing:
@@ -101,18 +108,24 @@ class LateInteractionReranker:
             if self.cache is not None:
                 self.cache.put((c, computed[c.chunk_id]) for c in missing)
             found = {**found, **computed}
-        self.last_stats = {"cached": len(chunks) - len(missing), "computed": len(missing)}
+        if stats is not None:
+            stats.update(cached=len(chunks) - len(missing), computed=len(missing))
         return [found[c.chunk_id] for c in chunks]
 
-    def score(self, query: str, chunks: Sequence[Chunk]) -> np.ndarray:
-        """MaxSim score per chunk: float32 (len(chunks),)."""
-        return maxsim(self.query_vectors(query), self.document_vectors(chunks))
+    def score(self, query: str, chunks: Sequence[Chunk],
+              stats: dict[str, Any] | None = None) -> np.ndarray:
+        """MaxSim score per chunk: float32 (len(chunks),); ``stats`` as for
+        :meth:`document_vectors`."""
+        return maxsim(self.query_vectors(query), self.document_vectors(chunks, stats))
 
-    def rerank(self, query: str, hits: Sequence[Hit], k: int | None = None) -> list[Hit]:
-        """Hits reordered by MaxSim (see ``Reranker.rerank``)."""
+    def rerank(self, query: str, hits: Sequence[Hit], k: int | None = None, *,
+               info: dict[str, Any] | None = None) -> list[Hit]:
+        """Hits reordered by MaxSim (see ``Reranker.rerank``); ``info`` receives the cache
+        statistics of this call (``{"cached": n, "computed": m}``)."""
         if not hits:
             return []
-        return reorder(hits, self.score(query, [h.chunk for h in hits]).tolist(), self.name, k)
+        scores = self.score(query, [h.chunk for h in hits], info)
+        return reorder(hits, scores.tolist(), self.name, k)
 
 
 def fill_cache(
@@ -139,8 +152,9 @@ def fill_cache(
     n = 0
     for i in range(0, len(todo), batch):
         part = todo[i : i + batch]
-        reranker.document_vectors(part)
-        n += reranker.last_stats["computed"]
+        stats: dict[str, Any] = {}
+        reranker.document_vectors(part, stats)
+        n += stats["computed"]
         if bar is not None:
             bar.update(len(part))
     if bar is not None:

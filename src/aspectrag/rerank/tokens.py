@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aspectrag.embed.hf import HFEmbedder, mean_pool
+from aspectrag.embed.base import TransformerEmbedder
+from aspectrag.embed.hf import tokenizer_lock
+from aspectrag.embed.pooling import mean_pool
 
 _PUNCT = set(string.punctuation)
 
@@ -37,7 +39,7 @@ class Encoded:
 
 
 def encode_texts(
-    embedder: HFEmbedder,
+    embedder: TransformerEmbedder,
     texts: Sequence[str],
     *,
     overlap: int = 32,
@@ -61,14 +63,15 @@ def encode_texts(
     tok, model = embedder.tokenizer, embedder.model
     texts = list(texts)
     # Fast tokenizers split long inputs into overlapping windows themselves ("overflow").
-    enc_all = tok(
-        texts,
-        truncation=True,
-        max_length=embedder.max_tokens,
-        stride=overlap,
-        return_overflowing_tokens=max_windows != 1,
-        return_special_tokens_mask=True,
-    )
+    with tokenizer_lock(tok):  # one shared tokenizer: its truncation settings are global
+        enc_all = tok(
+            texts,
+            truncation=True,
+            max_length=embedder.max_tokens,
+            stride=overlap,
+            return_overflowing_tokens=max_windows != 1,
+            return_special_tokens_mask=True,
+        )
     mapping = enc_all.get("overflow_to_sample_mapping", list(range(len(texts))))
     windows: list[tuple[int, list[int], np.ndarray]] = []  # (text index, ids, keep mask)
     per_text_count = [0] * len(texts)

@@ -1,63 +1,171 @@
-"""Builds a retriever from its name: the one place that maps CLI/config names to classes.
+"""The retriever table: every retriever name, what builds it, its options and its extra.
 
-Other retrievers register themselves here with :func:`register`.
+Built-ins and plugins are all listed up front in :data:`RETRIEVERS` (nothing registers itself
+on import). An entry names its builder by import path, so listing names (``available()``)
+imports nothing; building one imports its module, and an ``ImportError`` there becomes a
+:class:`~aspectrag.errors.ConfigError` that names the ``pip install 'aspectrag[EXTRA]'`` to
+run. Every builder declares its options (``OPTIONS`` on the class or builder function); an
+option it does not declare is an error naming the valid ones. Third-party retrievers are
+added with :func:`register`.
+
+Layering: this module is a composition root: it sits above every retriever it lists (the
+multi-head package included), see ``aspectrag/layers.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from aspectrag.embed.base import Embedder
+from aspectrag.errors import ConfigError
 from aspectrag.retrieve.base import Retriever
 from aspectrag.store.base import Store
 
-RetrieverFactory = Callable[..., Retriever]
-_REGISTRY: dict[str, RetrieverFactory] = {}
+RetrieverBuilder = Callable[..., Retriever]
+"""``builder(store, embedder, **options) -> Retriever``, with an ``OPTIONS`` tuple attribute."""
 
 
-def register(name: str, factory: RetrieverFactory) -> None:
-    """Make ``build_retriever(name, ...)`` call ``factory(store, embedder, **options)``."""
-    _REGISTRY[name] = factory
+@dataclass(frozen=True, slots=True)
+class RetrieverEntry:
+    """One row of the retriever table.
+
+    Attributes:
+        name: the name users give (``-r NAME``, ``Index.search(retriever=NAME)``).
+        target: ``"module:attribute"`` of the builder (a class or function called as
+            ``builder(store, embedder, **preset, **options)``; its ``OPTIONS`` attribute
+            lists the options a user may pass).
+        summary: one line for help texts.
+        preset: this entry's defaults (e.g. the paper's multi-head recipe); a declared option
+            given by the user overrides them, an undeclared one (``mode``) is fixed.
+        extra: the ``pip install 'aspectrag[EXTRA]'`` that provides its optional dependencies
+            (None: only core dependencies).
+        wraps: name of the option that names a wrapped retriever (multi-query's ``base``);
+            the factory builds that retriever first (with the options this entry does not
+            declare) and passes it to the builder under the same option name.
+        default_base: the wrapped retriever when ``wraps`` is not given.
+    """
+
+    name: str
+    target: str
+    summary: str = ""
+    preset: Mapping[str, Any] = field(default_factory=dict)
+    extra: str | None = None
+    wraps: str | None = None
+    default_base: str = "hybrid"
+
+
+_MH = "aspectrag.multihead.retriever:MultiHeadRetriever"
+_NO_HEAD_VOTES = {"centre": False, "dense_weight": 0.0}
+
+RETRIEVERS: dict[str, RetrieverEntry] = {
+    e.name: e
+    for e in [
+        RetrieverEntry("bm25", "aspectrag.retrieve.bm25:BM25Retriever", "Okapi BM25"),
+        RetrieverEntry("dense", "aspectrag.retrieve.dense:DenseRetriever", "bi-encoder"),
+        RetrieverEntry("hybrid", "aspectrag.retrieve.hybrid:HybridRetriever",
+                       "BM25 + dense, convex combination or RRF"),
+        RetrieverEntry("multiquery", "aspectrag.retrieve.multiquery:build_multiquery",
+                       "several queries per question, fused by weighted RRF", wraps="base"),
+        RetrieverEntry("multihead", _MH, "Multi-Head RAG voting (centred heads + dense)"),
+        RetrieverEntry("multihead-paper", _MH, "Multi-Head RAG as in the paper",
+                       preset={"votes": "importance", **_NO_HEAD_VOTES}),
+        RetrieverEntry("multihead-unweighted", _MH, "MRAG ablation: 2^-r votes",
+                       preset={"votes": "unweighted", **_NO_HEAD_VOTES}),
+        RetrieverEntry("multihead-distance", _MH, "MRAG ablation: 1/distance votes",
+                       preset={"votes": "distance", **_NO_HEAD_VOTES}),
+        # BM25 gets as many votes as all dense voters together (12 heads + standard 2);
+        # measured on MRAG Wikipedia: weight 4 / 8 / 16 -> mean weighted 0.613 / 0.630 / 0.643
+        # (BM25 alone 0.669)
+        RetrieverEntry("multihead-bm25", _MH, "Multi-Head RAG with BM25 as a voter",
+                       preset={"bm25_weight": 14.0}),
+        RetrieverEntry("split", _MH, "Split RAG baseline (segments of the dense vector)",
+                       preset={"mode": "split", "votes": "unweighted", "dense_weight": 0.0}),
+    ]
+}
+"""Every retriever, built-in or plugin, by name."""
+
+
+def register(entry: RetrieverEntry) -> None:
+    """Add (or replace) a retriever in the table, e.g. a third-party plugin."""
+    RETRIEVERS[entry.name] = entry
 
 
 def available() -> list[str]:
-    """Registered retriever names."""
-    _load_builtins()
-    return sorted(_REGISTRY)
+    """Names of every retriever in the table (imports nothing)."""
+    return sorted(RETRIEVERS)
+
+
+def _entry(name: str) -> RetrieverEntry:
+    if name not in RETRIEVERS:
+        raise ValueError(f"unknown retriever {name!r}; choose one of {', '.join(available())}")
+    return RETRIEVERS[name]
+
+
+def load_builder(name: str) -> RetrieverBuilder:
+    """Import the builder of retriever ``name``.
+
+    Raises:
+        ValueError: unknown name (the message lists the available ones).
+        ConfigError: its module cannot be imported (a missing optional dependency: the message
+            names the extra to install).
+    """
+    entry = _entry(name)
+    module, _, attr = entry.target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    except ImportError as e:
+        missing = e.name or str(e)
+        hint = (f"pip install 'aspectrag[{entry.extra}]'" if entry.extra
+                else "reinstall aspectrag")
+        raise ConfigError(
+            f"retriever {name!r} cannot be loaded: {missing} is not installed ({hint})"
+        ) from e
+
+
+def options_of(name: str) -> tuple[str, ...]:
+    """The options retriever ``name`` accepts (its builder's ``OPTIONS``); for a wrapping
+    retriever, not counting the wrapped retriever's."""
+    return tuple(getattr(load_builder(name), "OPTIONS", ()))
 
 
 def build_retriever(name: str, store: Store, embedder: Embedder, **options: Any) -> Retriever:
     """Instantiate the retriever ``name`` over ``store``.
 
+    ``options`` are the builder's declared options; for ``multiquery`` also those of its
+    ``base`` retriever (passed on to it).
+
     Raises:
         ValueError: unknown name (the message lists the available ones).
+        ConfigError: an option the retriever does not declare (the message lists the valid
+            ones), or a missing optional dependency (the message names the extra).
     """
-    _load_builtins()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown retriever {name!r}; choose one of {', '.join(available())}")
-    return _REGISTRY[name](store, embedder, **options)
+    entry = _entry(name)
+    builder = load_builder(name)
+    own = options_of(name)
+    if entry.wraps is None:
+        unknown = sorted(set(options) - set(own))
+        if unknown:
+            raise ConfigError(_unknown(name, unknown, own))
+        return builder(store, embedder, **{**entry.preset, **options})
+    base = options.pop(entry.wraps, None) or entry.default_base
+    if not isinstance(base, str):
+        raise ConfigError(f"retriever {name!r}: option {entry.wraps!r} must name a retriever")
+    if _entry(base).wraps is not None:
+        raise ValueError(f"--{entry.wraps} must name another retriever (bm25, dense, hybrid, ...)")
+    mine = {k: v for k, v in options.items() if k in own}
+    rest = {k: v for k, v in options.items() if k not in own}
+    base_opts = options_of(base)
+    unknown = sorted(set(rest) - set(base_opts))
+    if unknown:
+        raise ConfigError(_unknown(f"{name} (base {base})", unknown, (*own, *base_opts)))
+    wrapped = build_retriever(base, store, embedder, **rest)
+    return builder(store, embedder, **{**entry.preset, **mine, entry.wraps: wrapped})
 
 
-def _load_builtins() -> None:
-    if _REGISTRY:
-        return
-    from aspectrag.retrieve.bm25 import BM25Retriever
-    from aspectrag.retrieve.dense import DenseRetriever
-    from aspectrag.retrieve.hybrid import HybridRetriever
-
-    register("bm25", lambda store, embedder, **o: BM25Retriever(store))
-    register("dense", lambda store, embedder, **o: DenseRetriever(store, embedder))
-    register("hybrid", lambda store, embedder, **o: HybridRetriever(
-        store, embedder, **{k: v for k, v in o.items() if k in ("fusion", "weight", "depth")}))
-    for module in _PLUGINS:
-        try:
-            __import__(module)
-        except ImportError as e:  # a feature whose optional dependency is missing
-            import logging
-
-            logging.getLogger("aspectrag.retrieve").debug("retriever plugin %s: %s", module, e)
-
-
-# Modules that call ``register`` on import (multi-query, multi-head, ...).
-_PLUGINS: list[str] = ["aspectrag.retrieve.multihead", "aspectrag.retrieve.multiquery"]
+def _unknown(what: str, unknown: list[str], valid: tuple[str, ...]) -> str:
+    names = ", ".join(repr(u) for u in unknown)
+    return (f"retriever {what} has no option {names}; its options: "
+            f"{', '.join(valid) if valid else '(none)'}")

@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from typing import Literal
 
 from aspectrag.embed.base import Embedder
+from aspectrag.retrieve.base import timed_search
 from aspectrag.retrieve.dense import DenseRetriever
 from aspectrag.retrieve.fusion import convex_combination, reciprocal_rank_fusion
 from aspectrag.retrieve.hits import to_hits
 from aspectrag.store.base import Store
-from aspectrag.types import Hit
+from aspectrag.types import Hit, SearchResult
 
 
 class HybridRetriever:
@@ -26,6 +27,8 @@ class HybridRetriever:
     """
 
     name = "hybrid"
+    OPTIONS: tuple[str, ...] = ("fusion", "weight", "depth")
+    """Factory options (``build_retriever("hybrid", ..., **options)``): the keyword arguments."""
 
     def __init__(self, store: Store, embedder: Embedder, *,
                  fusion: Literal["convex", "rrf"] = "convex", weight: float = 0.5,
@@ -45,7 +48,7 @@ class HybridRetriever:
                        sources: Sequence[str] | None = None) -> list[list[Hit]]:
         depth = max(self.depth, k)
         lex = self.store.keyword_search(queries, depth, sources)
-        den = self.dense.search(queries, depth, sources)
+        den = self.dense.search_ids(queries, depth, sources)
         out = []
         for b, d in zip(lex, den, strict=True):
             if self.fusion == "convex":
@@ -59,3 +62,8 @@ class HybridRetriever:
             prov = [{"bm25": brank.get(cid), "dense": drank.get(cid)} for cid, _ in fused[:k]]
             out.append(to_hits(self.store, fused, k, prov))
         return out
+
+    def search(self, query: str, k: int = 10,
+               sources: Sequence[str] | None = None) -> SearchResult:
+        """The hits of :meth:`retrieve` with their wall-clock seconds."""
+        return timed_search(self.retrieve, query, k, sources)

@@ -20,7 +20,7 @@ from typing import Any
 from aspectrag.retrieve.base import Retriever
 from aspectrag.retrieve.fusion import reciprocal_rank_fusion
 from aspectrag.retrieve.query_gen.base import QueryGenerator, SubQuery
-from aspectrag.types import Hit
+from aspectrag.types import Hit, SearchResult
 
 log = logging.getLogger("aspectrag.multiquery")
 
@@ -57,8 +57,10 @@ class MultiQueryRetriever:
 
     Attributes:
         name: ``"multiquery(<base name>)"``.
-        last_queries: the queries (with their final weights) of the last ``retrieve`` call,
-            for display (``--show-queries``).
+
+    The queries searched for a question come back with its hits from :meth:`search` /
+    :meth:`search_batch` (nothing per call is kept on the retriever, so one instance serves
+    concurrent searches).
     """
 
     def __init__(
@@ -92,7 +94,6 @@ class MultiQueryRetriever:
         self.max_queries = max_queries
         self.workers = max(1, workers)
         self.name = f"multiquery({getattr(base, 'name', type(base).__name__)})"
-        self.last_queries: list[SubQuery] = []
 
     # -- query planning -------------------------------------------------------------------
     def plan(self, question: str, generated: Sequence[SubQuery] | None = None) -> list[SubQuery]:
@@ -199,6 +200,21 @@ class MultiQueryRetriever:
         self, queries: Sequence[str], k: int = 10, sources: Sequence[str] | None = None
     ) -> list[list[Hit]]:
         """``retrieve`` for several questions; all their queries go to the base in one batch."""
+        return [r.hits for r in self.search_batch(queries, k, sources)]
+
+    def search(
+        self, query: str, k: int = 10, sources: Sequence[str] | None = None
+    ) -> SearchResult:
+        """The hits of :meth:`retrieve` with the queries searched (``SearchResult.queries``:
+        query text, final weight, and origin as ``kind``), the planning and searching
+        seconds, and the base retriever's name in ``info["base"]``."""
+        return self.search_batch([query], k, sources)[0]
+
+    def search_batch(
+        self, queries: Sequence[str], k: int = 10, sources: Sequence[str] | None = None
+    ) -> list[SearchResult]:
+        """:meth:`search` for several questions (one base batch; the timings are the batch's)."""
+        t0 = time.perf_counter()
         if self.workers > 1 and len(queries) > 1:
             with ThreadPoolExecutor(max_workers=self.workers) as pool:
                 plans = list(pool.map(self.plan, queries))
@@ -211,15 +227,26 @@ class MultiQueryRetriever:
                 question[:80],
                 "; ".join(f"[{q.origin} w={q.weight:g}] {q.text[:80]}" for q in plan),
             )
-        self.last_queries = plans[-1] if plans else []
-        return self.retrieve_planned(plans, k, sources)
+        t1 = time.perf_counter()
+        fused = self.retrieve_planned(plans, k, sources)
+        timings = {"plan": t1 - t0, "retrieve": time.perf_counter() - t1}
+        base = getattr(self.base, "name", type(self.base).__name__)
+        return [
+            SearchResult(
+                hits,
+                [{"query": q.text, "weight": q.weight, "kind": q.origin} for q in plan],
+                dict(timings),
+                {"base": base},
+            )
+            for plan, hits in zip(plans, fused, strict=True)
+        ]
 
 
 def build_multiquery(
     store: Any,
     embedder: Any,
     *,
-    base: str = "hybrid",
+    base: Retriever,
     queries: str | None = "auto",
     queries_from: str | None = None,
     n_queries: int = 3,
@@ -229,13 +256,14 @@ def build_multiquery(
     query_depth: int | None = None,
     rrf_depth: int | None = DEFAULT_RRF_DEPTH,
     workers: int = 1,
-    **base_options: Any,
 ) -> MultiQueryRetriever:
     """Factory entry ``multiquery``: a :class:`MultiQueryRetriever` over the retriever ``base``.
 
     Args:
         store, embedder: the index's store and embedder (as for every factory entry).
-        base: name of the base retriever (``bm25``, ``dense``, ``hybrid``, ``multihead``...).
+        base: the base retriever, built by the retriever table from the ``base`` name the
+            user gave (``bm25``, ``dense``, ``hybrid``, ``multihead``...) with the options
+            this builder does not declare (``fusion``, ``weight``...).
         queries: query generator spec (see :mod:`aspectrag.retrieve.query_gen.factory`).
         queries_from: a replay file; overrides ``queries``.
         n_queries: LLM variants asked for.
@@ -243,23 +271,17 @@ def build_multiquery(
         query_weights: multipliers by query origin (``weights`` of the retriever).
         query_depth: hits per query from the base (``depth`` of the retriever).
         rrf_depth: see :class:`MultiQueryRetriever`.
-        base_options: passed to the base retriever (``fusion``, ``weight``...).
 
     Raises:
-        ValueError: ``base`` is unknown or is ``multiquery`` itself.
         aspectrag.errors.ConfigError / LoadError: bad generator spec / replay file.
     """
     from aspectrag.retrieve.bm25 import BM25Retriever
-    from aspectrag.retrieve.factory import build_retriever
     from aspectrag.retrieve.query_gen.factory import build_query_generator
 
-    if base == "multiquery":
-        raise ValueError("--base must name another retriever (bm25, dense, hybrid, ...)")
-    base_retriever = build_retriever(base, store, embedder, **base_options)
     spec = f"replay:{queries_from}" if queries_from else queries
     generator = build_query_generator(spec, feedback=BM25Retriever(store), n=n_queries)
     return MultiQueryRetriever(
-        base_retriever,
+        base,
         generator,
         keep_original=keep_original,
         original_weight=original_weight,
@@ -270,11 +292,8 @@ def build_multiquery(
     )
 
 
-def _register() -> None:
-    from aspectrag.retrieve.factory import available, register
-
-    available()  # load the built-in retrievers first (the factory loads them only once)
-    register("multiquery", build_multiquery)
-
-
-_register()
+build_multiquery.OPTIONS = (  # type: ignore[attr-defined]
+    "queries", "queries_from", "n_queries", "keep_original", "original_weight", "query_weights",
+    "query_depth", "rrf_depth", "workers",
+)
+"""Options of the ``multiquery`` table entry (besides ``base`` and the base's own options)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aspectrag.train.data import TrainPair
+from aspectrag.train.encode import embed_eval
 
 DEV_METRICS = ("ndcg@10", "recall@10")
 
@@ -63,31 +64,13 @@ class DevSet:
     def evaluate(self, q: np.ndarray, d: np.ndarray) -> dict[str, float]:
         """Metrics of ranking the corpus by inner product. ``q``: float32 (n_queries, dim),
         ``d``: float32 (n_corpus, dim), unit rows, in the order of ``queries`` / ``corpus``."""
-        from aspectrag.evaluate.beir import score_run
+        from aspectrag.evaluate.metrics import score_run
 
         scores = q @ d.T
         top = np.argsort(-scores, axis=1)[:, :100]
         run = {str(i): {str(j): float(scores[i, j]) for j in row} for i, row in enumerate(top)}
         qrels = {str(i): {str(j): 1 for j in rel} for i, rel in self.qrels.items()}
         return score_run(qrels, run, DEV_METRICS)
-
-
-def embed_eval(model, tokenizer, texts: Sequence[str], max_tokens: int, batch: int = 64) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Embeddings of ``texts`` by the (training) model without gradients, pooled like
-    ``HFEmbedder.encode``: float32 (len(texts), dim), unit rows."""
-    import torch
-
-    from aspectrag.train.lora import embed_train
-
-    was_training = model.training
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(texts), batch):
-            out.append(embed_train(model, tokenizer, texts[i : i + batch], max_tokens).numpy())
-    if was_training:
-        model.train()
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
 
 def dev_metrics(model, tokenizer, dev: DevSet, max_tokens: int) -> dict[str, float]:  # type: ignore[no-untyped-def]

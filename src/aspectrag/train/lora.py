@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from aspectrag.embed.hf import HFEmbedder, mean_pool
+from aspectrag.embed.hf import HFEmbedder
 from aspectrag.errors import ConfigError
 from aspectrag.train.data import TrainPair
 from aspectrag.train.dev import DevSet, dev_metrics
+from aspectrag.train.encode import embed_train
 
 log = logging.getLogger("aspectrag.train")
 
@@ -115,16 +116,6 @@ def make_lora_model(base_model, settings: LoraSettings):  # type: ignore[no-unty
         bias="none",
     )
     return get_peft_model(base_model, cfg)
-
-
-def embed_train(model, tokenizer, texts: Sequence[str], max_tokens: int):  # type: ignore[no-untyped-def]
-    """Differentiable sentence embeddings, pooled exactly as ``HFEmbedder.encode`` does:
-    float tensor (len(texts), dim), unit rows."""
-    enc = tokenizer(
-        list(texts), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
-    )
-    enc = {k: v.to(model.device) for k, v in enc.items()}
-    return mean_pool(model(**enc).last_hidden_state, enc["attention_mask"])
 
 
 def epoch_negatives(pairs: Sequence[TrainPair], epoch: int, n: int) -> list[TrainPair]:

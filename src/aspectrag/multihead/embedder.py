@@ -8,190 +8,36 @@ input of ``o_proj`` with a forward hook and takes the last token (decoder model)
 (MiniLM: 12 heads x 32 dims) we pool each head over tokens (mean over non-padding tokens by
 default, CLS or last token as settings). Both come out of ONE forward pass.
 
-Named vector spaces returned by :meth:`MultiHeadEmbedder.encode` (see ``embed/base.py``):
-
-- ``"dense"``: the model's standard sentence embedding, L2-normalised, shape ``(n, d)``;
-- ``"head0"`` ... ``"head{G-1}"``: one space per head (or head group), shape ``(n, d_head + 1)``,
-  holding ``[v / |v|, 1 / |v|]`` for the pooled head vector ``v``.
-
-Why the extra component: searching a head with a query ``[q, 0]`` ranks by cosine (the paper's
-reference code searches each head with cosine distance), and searching it with
-``[q - mu, -(q - mu) . mu]`` ranks by ``(q - mu) . (v - mu) / |v|``, i.e. by *centred* vectors
-with the corpus mean ``mu`` chosen at query time. Centring each head (removing the large
-component all vectors of a head share) is what makes MiniLM's heads useful for retrieval
-(measured in ``benchmarks/mrag_explore.py``), and the corpus mean changes as documents come
-and go: this layout lets the retriever always use the current, exactly maintained mean
-(``retrieve/heads.py``) without re-writing stored vectors. Dividing by ``|v|`` rather than
-``|v - mu|`` measured the same retrieval quality on the MRAG Wikipedia set. The raw vector is
-recoverable as ``v = x[:d_head] / x[d_head]`` (:func:`unpack_heads`).
+The vector spaces and their stored layout are defined in :mod:`aspectrag.multihead.layout`;
+where the head contexts are tapped in :mod:`aspectrag.multihead.model`.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import copy
 import logging
+import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from aspectrag.embed.base import TextKind
 from aspectrag.embed.hf import HFEmbedder, _progress
+from aspectrag.embed.pooling import POOLINGS, pool_tokens
 from aspectrag.errors import ConfigError
+from aspectrag.multihead.layout import (
+    MIN_NORM,
+    MultiHeadConfig,
+    group_heads,
+    head_space,
+    pack_heads,
+    split_space,
+)
+from aspectrag.multihead.model import input_tap, locate_attention_output
 
 log = logging.getLogger("aspectrag.embed")
-
-Pooling = Literal["mean", "cls", "last"]
-POOLINGS: tuple[str, ...] = ("mean", "cls", "last")
-META_KEY = "multihead.config"
-"""Index meta key under which :meth:`MultiHeadConfig.to_json` is recorded."""
-
-
-def head_space(i: int) -> str:
-    """Name of the vector space of head (or head group) ``i``: ``"head{i}"``."""
-    return f"head{i}"
-
-
-@dataclass(slots=True)
-class MultiHeadConfig:
-    """What an index's head spaces were built with (recorded in the index meta).
-
-    Attributes:
-        layer: transformer block whose attention output is tapped (negative = from the end).
-        pooling: per-head token pooling: ``"mean"`` (non-padding tokens), ``"cls"`` (first
-            token) or ``"last"`` (last non-padding token).
-        heads: number of attention heads H of the model.
-        head_dim: size d_head of one head vector.
-        groups: number G of head groups stored (G = H: one space per head; G < H: adjacent
-            heads averaged, after grouped-query attention, Ainslie et al. 2023).
-    """
-
-    layer: int = -1
-    pooling: str = "cls"
-    heads: int = 12
-    head_dim: int = 32
-    groups: int = 12
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> MultiHeadConfig:
-        """Parse :meth:`to_json` output. Raises ConfigError on malformed input."""
-        try:
-            return cls(**json.loads(text))
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"index meta {META_KEY!r} is malformed ({e}); re-ingest") from e
-
-
-def locate_attention_output(model, layer: int):  # type: ignore[no-untyped-def]
-    """The module whose *input* is the concatenated per-head context of block ``layer``.
-
-    BERT family: ``encoder.layer[layer].attention.output.dense``; Llama/Mistral/Qwen family:
-    ``layers[layer].self_attn.o_proj`` (also under ``.model`` for ``*ForCausalLM``).
-
-    Returns:
-        ``(module, family)`` with family ``"encoder"`` or ``"decoder"``.
-
-    Raises:
-        ConfigError: the architecture has neither layout (name the model and what is supported).
-    """
-    base = getattr(model, "base_model", model)
-    for root in (base, getattr(base, "model", None)):
-        if root is None:
-            continue
-        enc = getattr(root, "encoder", None)
-        if enc is not None and hasattr(enc, "layer"):
-            blocks = enc.layer
-            try:
-                return blocks[layer].attention.output.dense, "encoder"
-            except (AttributeError, IndexError):
-                pass
-        blocks = getattr(root, "layers", None)
-        if blocks is not None:
-            try:
-                return blocks[layer].self_attn.o_proj, "decoder"
-            except (AttributeError, IndexError):
-                pass
-    raise ConfigError(
-        f"{type(model).__name__}: cannot find the attention output projection of layer {layer}; "
-        "supported: BERT-like encoders (encoder.layer[i].attention.output.dense) and "
-        "Llama/Mistral-like decoders (layers[i].self_attn.o_proj)"
-    )
-
-
-def pool_tokens(x, mask, pooling: str):  # type: ignore[no-untyped-def]
-    """Pool token vectors ``x`` (torch, ``(B, L, D)``) with ``mask`` (``(B, L)``, 1 = token).
-
-    ``"mean"``: mean over tokens with mask 1; ``"cls"``: position 0; ``"last"``: the last
-    position with mask 1 (works for left and right padding). Returns ``(B, D)``.
-    """
-    import torch
-
-    if pooling == "mean":
-        m = mask.unsqueeze(-1).to(x.dtype)
-        return (x * m).sum(1) / m.sum(1).clamp(min=1e-9)
-    if pooling == "cls":
-        return x[:, 0]
-    if pooling == "last":
-        length = mask.shape[1]
-        last = (length - 1) - torch.argmax(mask.flip(1).to(torch.int64), dim=1)
-        return x[torch.arange(x.shape[0], device=x.device), last]
-    raise ConfigError(f"pooling {pooling!r} unknown; use one of {', '.join(POOLINGS)}")
-
-
-def group_heads(heads: np.ndarray, groups: int) -> np.ndarray:
-    """Average adjacent heads into ``groups`` groups: ``(n, H, dh) -> (n, G, dh)`` float32.
-
-    G = H returns the input; G = 1 averages all heads. Raises ConfigError if G does not divide H.
-    """
-    n, h, dh = heads.shape
-    if groups <= 0 or h % groups:
-        raise ConfigError(f"groups={groups} must divide the number of heads ({h})")
-    if groups == h:
-        return heads
-    return heads.reshape(n, groups, h // groups, dh).mean(axis=2, dtype=np.float32)
-
-
-def split_space(i: int) -> str:
-    """Name of segment ``i`` of the standard embedding (Split RAG baseline): ``"split{i}"``."""
-    return f"split{i}"
-
-
-MIN_NORM = 1e-6
-"""Head vectors shorter than this are treated as having this norm (avoids 1/0)."""
-
-
-def pack_heads(v: np.ndarray) -> np.ndarray:
-    """Raw head vectors ``(n, G, dh)`` -> stored layout ``(n, G, dh + 1)`` float32:
-    ``[v / |v|, 1 / |v|]`` (see the module doc)."""
-    norms = np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), MIN_NORM)
-    return np.concatenate([v / norms, 1.0 / norms], axis=-1).astype(np.float32)
-
-
-def unpack_heads(x: np.ndarray) -> np.ndarray:
-    """Stored layout ``(..., dh + 1)`` -> raw head vectors ``(..., dh)`` float32."""
-    return (x[..., :-1] / x[..., -1:]).astype(np.float32)
-
-
-def head_queries(q: np.ndarray, centre: np.ndarray | None = None) -> np.ndarray:
-    """Raw query head vectors ``(n, G, dh)`` -> search vectors ``(n, G, dh + 1)`` float32.
-
-    Without ``centre``: ``[q / |q|, 0]``, whose inner product with a stored vector is the
-    cosine. With ``centre`` ``mu`` ``(G, dh)``: ``[c, -c . mu] / |c|`` with ``c = q - mu``, whose
-    inner product with ``[v / |v|, 1 / |v|]`` is ``c . (v - mu) / (|c| |v|)`` (centred cosine,
-    normalised by the stored vector's raw norm).
-    """
-    q = np.asarray(q, dtype=np.float64)
-    if centre is None:
-        c, last = q, np.zeros(q.shape[:-1] + (1,))
-    else:
-        mu = np.asarray(centre, dtype=np.float64)[None]
-        c = q - mu
-        last = -(c * mu).sum(-1, keepdims=True)
-    norms = np.maximum(np.linalg.norm(c, axis=-1, keepdims=True), MIN_NORM)
-    return (np.concatenate([c, last], axis=-1) / norms).astype(np.float32)
 
 
 class MultiHeadEmbedder(HFEmbedder):
@@ -214,6 +60,9 @@ class MultiHeadEmbedder(HFEmbedder):
             segments, each L2-normalised (the paper's Split RAG baseline; off by default).
         batch_size, max_tokens, device, hf_options: as for :class:`HFEmbedder` (e.g. a LoRA
             ``adapter``).
+        raw_cache: a :class:`RawCache` that memoises :meth:`encode_raw` per text (shared by
+            the copies :meth:`with_layout` / :meth:`with_config` make; an evaluation that builds
+            several index layouts runs one forward pass per text). None: no memo.
 
     Attributes:
         name: identity of the ``"dense"`` space (same as ``HFEmbedder`` for mean pooling, so
@@ -233,6 +82,7 @@ class MultiHeadEmbedder(HFEmbedder):
         batch_size: int = 32,
         max_tokens: int | None = None,
         device: str = "cpu",
+        raw_cache: RawCache | None = None,
         **hf_options: Any,
     ) -> None:
         super().__init__(
@@ -246,6 +96,52 @@ class MultiHeadEmbedder(HFEmbedder):
         self.layer = layer
         self._groups = groups
         self.split = split
+        self.raw_cache = raw_cache
+
+    # -- copies sharing the loaded model -----------------------------------------------------
+    @classmethod
+    def from_embedder(cls, embedder: Any) -> MultiHeadEmbedder:
+        """A multi-head embedder over the same model as ``embedder``: a shallow copy of a
+        ``MultiHeadEmbedder``; for a plain :class:`HFEmbedder`, a new one on its model folder
+        and adapter that reuses its already loaded model and tokenizer.
+
+        Raises:
+            ConfigError: ``embedder`` is not a Hugging Face embedder.
+        """
+        if isinstance(embedder, MultiHeadEmbedder):
+            return copy.copy(embedder)  # shares the loaded model, tokenizer and raw cache
+        if not isinstance(embedder, HFEmbedder):
+            raise ConfigError(
+                f"multi-head retrieval needs a Hugging Face embedder, got {type(embedder).__name__}"
+            )
+        opts = {"adapter": embedder.adapter} if embedder.adapter else {}
+        mh = cls(embedder.model_path, batch_size=embedder.batch_size, device=embedder.device,
+                 **opts)
+        for attr in ("model", "tokenizer"):  # cached_property values: reuse, do not reload
+            if attr in vars(embedder):
+                vars(mh)[attr] = vars(embedder)[attr]
+        return mh
+
+    def with_layout(
+        self, *, pooling: str | None = None, groups: int | None = None, split: bool = False
+    ) -> MultiHeadEmbedder:
+        """A shallow copy (same model and raw cache) with other head options: ``pooling`` and
+        ``groups`` (None keeps this embedder's), ``split`` (the Split RAG spaces)."""
+        if pooling is not None and pooling not in POOLINGS:
+            raise ConfigError(f"pooling {pooling!r} unknown; use one of {', '.join(POOLINGS)}")
+        e = copy.copy(self)
+        e._pooling = pooling if pooling is not None else self._pooling
+        e._groups = groups if groups is not None else self._groups
+        e.split = split
+        return e
+
+    def with_config(self, cfg: MultiHeadConfig) -> MultiHeadEmbedder:
+        """A shallow copy that encodes like an index built with ``cfg`` (:meth:`apply_config`).
+
+        Raises ConfigError when the index was built with a model of another head layout."""
+        e = copy.copy(self)
+        e.apply_config(cfg)
+        return e
 
     @property  # type: ignore[override]
     def name(self) -> str:
@@ -329,29 +225,31 @@ class MultiHeadEmbedder(HFEmbedder):
             ``(dense, heads)``: ``dense`` float32 ``(n, d)`` L2-normalised standard embedding;
             ``heads[(layer, pooling)]`` float32 ``(n, H, d_head)``.
         """
-        import torch
-
         layers = list(layers) if layers is not None else [self.layer]
         poolings = list(poolings) if poolings is not None else [self.pooling]
+        cache = self.raw_cache
+        if cache is not None and cache.covers(layers, poolings):
+            return cache.lookup(self, list(texts), layers, poolings, show_progress)
+        return self._encode_raw(texts, layers, poolings, show_progress)
+
+    def _encode_raw(
+        self, texts: Sequence[str], layers: list[int], poolings: list[str], show_progress: bool
+    ) -> tuple[np.ndarray, dict[tuple[int, str], np.ndarray]]:
+        import torch
+
         n, h, dh = len(texts), self.num_heads, self.head_dim
         dense = np.zeros((n, self.dim), dtype=np.float32)
         heads = {(ly, p): np.zeros((n, h, dh), dtype=np.float32) for ly in layers for p in poolings}
         if n == 0:
             return dense, heads
-        captured: dict[int, object] = {}
-        handles = []
-        for ly in layers:
-            module, _ = locate_attention_output(self.model, ly)
-
-            def hook(_mod, args, _ly=ly):  # type: ignore[no-untyped-def]
-                captured[_ly] = args[0]
-
-            handles.append(module.register_forward_pre_hook(hook))
+        taps = {ly: input_tap(locate_attention_output(self.model, ly)[0]) for ly in layers}
         order = np.argsort([-len(t) for t in texts], kind="stable")
         batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
         progress = _progress(show_progress, n)
         try:
-            with torch.inference_mode():
+            with contextlib.ExitStack() as stack, torch.inference_mode():
+                for tap in taps.values():
+                    stack.enter_context(tap.capture())
                 for idx in batches:
                     enc = self.tokenize([texts[i] for i in idx])
                     mask = enc["attention_mask"]
@@ -359,15 +257,13 @@ class MultiHeadEmbedder(HFEmbedder):
                     pooled = pool_tokens(hidden, mask, self.dense_pooling)
                     dense[idx] = torch.nn.functional.normalize(pooled.float(), dim=-1).numpy()
                     for ly in layers:
-                        ctx = captured.pop(ly)
+                        ctx = taps[ly].pop()
                         for p in poolings:
                             v = pool_tokens(ctx, mask, p).float().reshape(len(idx), h, dh)
                             heads[(ly, p)][idx] = v.cpu().numpy()
                     if progress is not None:
                         progress.update(len(idx))
         finally:
-            for hd in handles:
-                hd.remove()
             if progress is not None:
                 progress.close()
         return dense, heads
@@ -401,3 +297,50 @@ class MultiHeadEmbedder(HFEmbedder):
             for i in range(h):
                 out[split_space(i)] = np.ascontiguousarray(seg[:, i], dtype=np.float32)
         return out
+
+
+class RawCache:
+    """Memo of :meth:`MultiHeadEmbedder.encode_raw` per text, for fixed ``layers`` x
+    ``poolings`` (default: the last block, CLS and mean pooling: what the MRAG evaluation's
+    index variants need), so several index layouts and strategies share one forward pass per
+    text. Texts not cached yet are encoded in one call (all layers and poolings at once).
+    Thread-safe; unbounded (meant for an evaluation's fixed corpus and queries).
+    """
+
+    def __init__(self, layers: Sequence[int] = (-1,), poolings: Sequence[str] = ("cls", "mean")):
+        self.layers, self.poolings = list(layers), list(poolings)
+        self._items: dict[str, tuple[np.ndarray, dict[tuple[int, str], np.ndarray]]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def covers(self, layers: Sequence[int], poolings: Sequence[str]) -> bool:
+        """True when every requested layer and pooling is one the cache holds."""
+        return set(layers) <= set(self.layers) and set(poolings) <= set(self.poolings)
+
+    def lookup(
+        self,
+        embedder: MultiHeadEmbedder,
+        texts: list[str],
+        layers: list[int],
+        poolings: list[str],
+        show_progress: bool = False,
+    ) -> tuple[np.ndarray, dict[tuple[int, str], np.ndarray]]:
+        """``encode_raw``'s output for ``texts`` from the cache, encoding the missing ones."""
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._items]
+            if missing:
+                dense, raw = embedder._encode_raw(missing, self.layers, self.poolings,
+                                                  show_progress)
+                for i, t in enumerate(missing):
+                    self._items[t] = (dense[i], {key: v[i] for key, v in raw.items()})
+            got = [self._items[t] for t in texts]
+        if not got:
+            heads = np.zeros((0, embedder.num_heads, embedder.head_dim), np.float32)
+            return np.zeros((0, embedder.dim), np.float32), {
+                (ly, p): heads for ly in layers for p in poolings}
+        dense_out = np.stack([g[0] for g in got])
+        return dense_out, {
+            (ly, p): np.stack([g[1][(ly, p)] for g in got]) for ly in layers for p in poolings
+        }

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from aspectrag.embed.multihead import (
+from aspectrag.errors import ConfigError
+from aspectrag.multihead.embedder import MultiHeadEmbedder
+from aspectrag.multihead.layout import (
     MultiHeadConfig,
-    MultiHeadEmbedder,
     group_heads,
     head_queries,
     pack_heads,
     unpack_heads,
 )
-from aspectrag.errors import ConfigError
 
 TEXTS = [
     "The Battle of the Isère River was fought in 121 BC.",

@@ -3,7 +3,7 @@
 Method: Besta et al. 2024, "Multi-Head RAG: Solving Multi-Aspect Problems with LLMs"
 (arXiv 2406.05085), section 3.3 and the reference code (``MultiHeadStrategy._multi_vote``):
 each head space returns its top-n chunks (n = the number requested); the chunk at 0-based rank
-r in head i gets ``s_i * 2^(-r)`` votes (s_i: head importance, ``retrieve/heads.py``); votes
+r in head i gets ``s_i * 2^(-r)`` votes (s_i: head importance, ``multihead/stats.py``); votes
 are summed over heads and the k chunks with most votes are returned. Ablations of the paper:
 ``2^(-r)`` without s_i (``votes="unweighted"``) and ``1 / distance`` (``votes="distance"``).
 Baseline: Split RAG (``mode="split"``: the standard embedding cut into H segments, voted the
@@ -18,7 +18,7 @@ over standard dense, retrieval success ratio not lower at any aspect count; the 
 Our additions:
 
 - query-time centring of every head with the current corpus mean (``centre=True``), via the
-  stored layout ``[v / |v|, 1 / |v|]`` (``embed/multihead.py``);
+  stored layout ``[v / |v|, 1 / |v|]`` (``multihead/layout.py``);
 - the standard embedding as one more voter (``dense_weight``: its votes are
   ``dense_weight * 2^(-r)`` relative to a mean head weight of 1), which keeps single-aspect
   recall while the heads add aspect diversity;
@@ -40,8 +40,8 @@ so they cost one array operation per query anyway.
 
 from __future__ import annotations
 
-import copy
 import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
@@ -49,21 +49,24 @@ from typing import Literal
 import numpy as np
 
 from aspectrag.embed.base import Embedder
-from aspectrag.embed.multihead import (
+from aspectrag.errors import ConfigError
+from aspectrag.multihead.embedder import MultiHeadEmbedder
+from aspectrag.multihead.layout import (
     META_KEY,
     MIN_NORM,
+    STATS_KEY,
     MultiHeadConfig,
-    MultiHeadEmbedder,
     head_queries,
+    is_head_space,
     split_space,
 )
-from aspectrag.errors import ConfigError
-from aspectrag.retrieve.heads import HeadStats, head_spaces, load_stats
+from aspectrag.multihead.stats import HeadStats, head_spaces, load_stats
+from aspectrag.retrieve.base import timed_search
 from aspectrag.retrieve.hits import to_hits
 from aspectrag.store.base import CAP_BATCHED_VECTOR_SEARCH, ScoredId, Store
-from aspectrag.types import Hit
+from aspectrag.types import Hit, SearchResult
 
-log = logging.getLogger("aspectrag.retrieve")
+log = logging.getLogger("aspectrag.multihead")
 
 Votes = Literal["importance", "unweighted", "distance"]
 Mode = Literal["heads", "split"]
@@ -74,36 +77,35 @@ def query_embedder(embedder: Embedder, store: Store) -> MultiHeadEmbedder:
     """A :class:`MultiHeadEmbedder` that encodes queries the way ``store``'s chunks were
     (layer, pooling, groups from the index meta ``multihead.config``; the defaults if absent).
 
-    Reuses ``embedder``'s loaded model when it is an ``HFEmbedder``. Raises ConfigError if the
-    model's head layout differs from the index's.
+    Reuses ``embedder``'s loaded model when it is an ``HFEmbedder``
+    (:meth:`MultiHeadEmbedder.from_embedder`). Raises ConfigError if the model's head layout
+    differs from the index's.
     """
-    if isinstance(embedder, MultiHeadEmbedder):
-        mh = copy.copy(embedder)  # shares the loaded model and tokenizer
-    else:
-        model_path = getattr(embedder, "model_path", None)
-        if model_path is None:
-            raise ConfigError(
-                f"multi-head retrieval needs a Hugging Face embedder, got {type(embedder).__name__}"
-            )
-        opts = {"adapter": embedder.adapter} if getattr(embedder, "adapter", None) else {}
-        mh = MultiHeadEmbedder(model_path, batch_size=getattr(embedder, "batch_size", 32), **opts)
-        for attr in ("model", "tokenizer"):  # cached_property values: reuse, do not reload
-            if attr in vars(embedder):
-                vars(mh)[attr] = vars(embedder)[attr]
+    mh = MultiHeadEmbedder.from_embedder(embedder)
     raw = store.get_meta(META_KEY)
     cfg = MultiHeadConfig.from_json(raw) if raw is not None else None
     if cfg is None:
         cfg = mh.config
         cfg.groups = len(head_spaces(store)) or cfg.groups
-    mh.apply_config(cfg)
-    return mh
+    return mh.with_config(cfg)
 
 
-# The standard-embedding voter's space is searched on this thread while the head spaces are
+# The standard-embedding voter's space is searched on a second thread while the head spaces are
 # searched on the caller's: numpy releases the GIL in the products, and the two scans (15 MB +
 # 16 MB at 10k chunks) do not fit in the CPU cache together, so one after the other each runs
 # from memory. At 10k chunks on 2 cores: 2.5 -> 1.4 ms (benchmarks/multihead_latency.py).
-_VOTER_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aspectrag-voter")
+# The pool is created on first use (not at import) and shared by all retrievers; it only runs
+# store searches, which are safe to run concurrently.
+_VOTER_POOL: ThreadPoolExecutor | None = None
+_VOTER_POOL_LOCK = threading.Lock()
+
+
+def _voter_pool() -> ThreadPoolExecutor:
+    global _VOTER_POOL
+    with _VOTER_POOL_LOCK:
+        if _VOTER_POOL is None:
+            _VOTER_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aspectrag-voter")
+        return _VOTER_POOL
 
 
 def search_spaces(
@@ -120,11 +122,11 @@ def search_spaces(
     if CAP_BATCHED_VECTOR_SEARCH not in store.capabilities:
         return [store.vector_search(space, q, k, sources) for space, q in searches]
     batched = store.vector_search_spaces
-    heads = [i for i, (space, _) in enumerate(searches) if space.startswith("head")]
-    other = [i for i, (space, _) in enumerate(searches) if not space.startswith("head")]
+    heads = [i for i, (space, _) in enumerate(searches) if is_head_space(space)]
+    other = [i for i, (space, _) in enumerate(searches) if not is_head_space(space)]
     if not heads or not other:
         return list(batched(searches, k, sources))
-    job = _VOTER_POOL.submit(batched, [searches[i] for i in other], k, sources)
+    job = _voter_pool().submit(batched, [searches[i] for i in other], k, sources)
     out: list[list[list[ScoredId]]] = [[] for _ in searches]
     for i, res in zip(heads, batched([searches[i] for i in heads], k, sources), strict=True):
         out[i] = res
@@ -151,7 +153,13 @@ class MultiHeadRetriever:
     Raises:
         ConfigError: the index has no head spaces (built without the multi-head embedder), or
             an option is invalid.
+
+    Searching never writes to the store: head statistics are read from the index meta (or,
+    if missing or stale, computed in memory), see :func:`~aspectrag.multihead.stats.load_stats`.
     """
+
+    OPTIONS: tuple[str, ...] = ("votes", "centre", "dense_weight", "bm25_weight", "depth")
+    """Factory options (``build_retriever("multihead", ..., **options)``)."""
 
     def __init__(
         self,
@@ -184,18 +192,25 @@ class MultiHeadRetriever:
                 "into a new --index folder"
             )
         self.name = "split" if mode == "split" else "multihead"
-        self._stats: tuple[str | None, HeadStats] | None = None
+        # (recorded meta, it covers every chunk, chunk count, statistics)
+        self._stats: tuple[str | None, bool, int, HeadStats] | None = None
+        self._stats_lock = threading.Lock()
 
     # -- head statistics ------------------------------------------------------------------
     def stats(self) -> HeadStats:
-        """Current head statistics (re-read when the index meta changed)."""
-        from aspectrag.retrieve.heads import STATS_KEY
-
+        """Current head statistics, read-only (never written from here): re-read when the
+        index meta changed; computed in memory when the meta lacks them or does not cover
+        every chunk (see :func:`~aspectrag.multihead.stats.load_stats`; then re-computed when
+        the chunk count changes). Thread-safe."""
         raw = self.store.get_meta(STATS_KEY)
-        if self._stats is None or self._stats[0] != raw:
+        c = self._stats
+        if c is not None and c[0] == raw and (c[1] or c[2] == self.store.stats()["chunks"]):
+            return c[3]
+        with self._stats_lock:
+            chunks = self.store.stats()["chunks"]
             stats = load_stats(self.store)
-            self._stats = (self.store.get_meta(STATS_KEY), stats)
-        return self._stats[1]
+            self._stats = (raw, raw is not None and stats.count == chunks, chunks, stats)
+            return stats
 
     def weights(self, n_spaces: int) -> np.ndarray:
         """Per-space vote weights, float64 ``(n_spaces,)``, mean 1 for importance votes."""
@@ -296,35 +311,8 @@ class MultiHeadRetriever:
             to_hits(self.store, ranked, k, prov) for ranked, prov in self.vote(queries, k, sources)
         ]
 
-
-def register() -> None:
-    """Add ``multihead``, ``multihead-paper``, ``multihead-unweighted``,
-    ``multihead-distance``, ``multihead-bm25`` and ``split`` to the retriever factory.
-
-    Factory options (``build_retriever(name, store, embedder, **options)``): ``votes``,
-    ``centre``, ``dense_weight``, ``bm25_weight``, ``depth``.
-    """
-    from aspectrag.retrieve.factory import available
-    from aspectrag.retrieve.factory import register as reg
-
-    available()  # built-ins first: the factory loads them only while its registry is empty
-    keys = ("votes", "centre", "dense_weight", "bm25_weight", "depth")
-
-    def make(**preset):  # type: ignore[no-untyped-def]
-        def build(store: Store, embedder: Embedder, **options: object) -> MultiHeadRetriever:
-            opts = {**preset, **{k: v for k, v in options.items() if k in keys}}
-            return MultiHeadRetriever(store, embedder, **opts)  # type: ignore[arg-type]
-
-        return build
-
-    reg("multihead", make())
-    reg("multihead-paper", make(votes="importance", centre=False, dense_weight=0.0))
-    reg("multihead-unweighted", make(votes="unweighted", centre=False, dense_weight=0.0))
-    reg("multihead-distance", make(votes="distance", centre=False, dense_weight=0.0))
-    # BM25 gets as many votes as all dense voters together (12 heads + standard 2); measured on
-    # MRAG Wikipedia: weight 4 / 8 / 16 -> mean weighted 0.613 / 0.630 / 0.643 (BM25 alone 0.669)
-    reg("multihead-bm25", make(bm25_weight=14.0))
-    reg("split", make(mode="split", votes="unweighted", dense_weight=0.0))
-
-
-register()
+    def search(
+        self, query: str, k: int = 10, sources: Sequence[str] | None = None
+    ) -> SearchResult:
+        """The hits of :meth:`retrieve` with their wall-clock seconds."""
+        return timed_search(self.retrieve, query, k, sources)

@@ -15,8 +15,9 @@ from aspectrag.cli.main import app
 def tiny_index(tmp_path_factory):  # type: ignore[no-untyped-def]
     from tests.fakes import tiny_bert_folder
 
-    from aspectrag.embed.multihead import MultiHeadEmbedder
     from aspectrag.ingest.pipeline import ingest
+    from aspectrag.multihead.embedder import MultiHeadEmbedder
+    from aspectrag.multihead.stats import HeadStatsTracker
     from aspectrag.store.sqlite import SQLiteStore
 
     root = tmp_path_factory.mktemp("heads_cli")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aspectrag.embed.multihead import MultiHeadEmbedder, head_queries, pack_heads, unpack_heads
 from aspectrag.errors import ConfigError
 from aspectrag.ingest.pipeline import ingest, remove
-from aspectrag.retrieve.heads import STATS_KEY, HeadStats, HeadStatsTracker, recompute
-from aspectrag.retrieve.multihead import MultiHeadRetriever, search_spaces
+from aspectrag.multihead.embedder import MultiHeadEmbedder
+from aspectrag.multihead.layout import head_queries, pack_heads, unpack_heads
+from aspectrag.multihead.retriever import MultiHeadRetriever, search_spaces
+from aspectrag.multihead.stats import STATS_KEY, HeadStats, HeadStatsTracker, recompute
 from aspectrag.store.sqlite import SQLiteStore
 
 DOCS = {

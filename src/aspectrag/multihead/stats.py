@@ -15,8 +15,8 @@ exactly: the mean over all ``n (n - 1) / 2`` distinct pairs, from O(n d) work in
 O(n^2 d), with no sampling error (only float64 rounding, ~1e-12 relative). The sufficient
 statistics ``(n, sum of norms, S)`` are additive, so adding or removing chunks updates
 ``s_i`` exactly and incrementally: :class:`HeadStats`, persisted as JSON in the index meta
-under ``multihead.stats``. The same statistics hold the sum of the raw head vectors, so the
-corpus mean that the retriever centres queries with (``embed/multihead.py``) is exact and
+under ``multihead.stats`` (:data:`~aspectrag.multihead.layout.STATS_KEY`). The same statistics hold the sum of the raw head vectors, so the
+corpus mean that the retriever centres queries with (``multihead/layout.py``) is exact and
 current too. (The reference code averages over all n^2 pairs including each
 vector with itself, i.e. ``1 - |S|^2 / n^2``; the two differ by a factor ``(n - 1) / n`` in the
 distance part, irrelevant to the ranking of heads.)
@@ -26,19 +26,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from aspectrag.embed.multihead import head_space
 from aspectrag.errors import ConfigError
+from aspectrag.multihead.layout import (
+    META_KEY,
+    STATS_KEY,
+    MultiHeadConfig,
+    head_space,
+    head_spaces_of,
+)
 from aspectrag.store.base import Store, StoreWriter
 
-log = logging.getLogger("aspectrag.retrieve")
-
-STATS_KEY = "multihead.stats"
-
+log = logging.getLogger("aspectrag.multihead")
 
 @dataclass(slots=True)
 class HeadStats:
@@ -63,7 +66,7 @@ class HeadStats:
     @classmethod
     def of(cls, packed: Sequence[np.ndarray]) -> HeadStats:
         """Statistics of one batch: ``packed[g]`` float32 ``(n, d_head + 1)`` stored vectors
-        ``[v / |v|, 1 / |v|]`` of head g (``embed/multihead.py``)."""
+        ``[v / |v|, 1 / |v|]`` of head g (``multihead/layout.py``)."""
         x = np.stack([np.asarray(p, dtype=np.float64) for p in packed], axis=1)  # (n, G, dh+1)
         inv = x[..., -1]
         return cls(
@@ -161,11 +164,7 @@ class HeadStats:
 
 def head_spaces(store: Store) -> list[str]:
     """The store's head spaces in order (``head0``, ``head1``, ...), [] if none."""
-    names = set(store.vector_spaces())
-    out = []
-    while head_space(len(out)) in names:
-        out.append(head_space(len(out)))
-    return out
+    return head_spaces_of(store.vector_spaces())
 
 
 def stats_of_chunks(store: Store, chunk_ids: Sequence[str], batch: int = 2048) -> HeadStats:
@@ -187,40 +186,61 @@ def stats_of_chunks(store: Store, chunk_ids: Sequence[str], batch: int = 2048) -
     return total
 
 
-def recompute(store: Store, *, save: bool = True) -> HeadStats:
-    """Full recomputation over every chunk of the store; saved in the meta (one write
-    transaction, when ``save`` and the store is writable) and returned."""
-    stats = stats_of_chunks(store, [c.chunk_id for c in store.iter_chunks()])
-    if save and not store.readonly:
-        with store.writer() as w:
-            w.set_meta(STATS_KEY, stats.to_json())
+def compute_stats(store: Store) -> HeadStats:
+    """Statistics over every chunk of the store, computed in memory (nothing is written)."""
+    return stats_of_chunks(store, [c.chunk_id for c in store.iter_chunks()])
+
+
+def recompute(store: Store) -> HeadStats:
+    """Full recomputation over every chunk of the store, saved in the index meta through one
+    writer transaction (``aspectrag heads --recompute``), and returned. A write: never called
+    on the read path."""
+    stats = compute_stats(store)
+    with store.writer() as w:
+        w.set_meta(STATS_KEY, stats.to_json())
     return stats
 
 
 def load_stats(store: Store) -> HeadStats:
-    """The index's head statistics; recomputed (not saved: reads never write) when missing or when their chunk
-    count disagrees with the store's (an index written without the tracking hook)."""
+    """The index's head statistics, read-only: the recorded ``multihead.stats`` when they
+    cover every chunk of the store; otherwise (an index written without the tracking hook,
+    or by an older version) computed in memory from the stored head vectors, with a warning
+    that ``aspectrag heads --recompute`` records them. Never writes to the store, so any
+    number of concurrent searches may call it.
+
+    Raises:
+        ConfigError: the recorded statistics are malformed, or the index has no head spaces.
+    """
     raw = store.get_meta(STATS_KEY)
+    chunks = store.stats()["chunks"]
     if raw is not None:
         stats = HeadStats.from_json(raw)
-        if stats.count == store.stats()["chunks"]:
+        if stats.count == chunks:
             return stats
         log.warning(
-            "head statistics cover %d chunks but the index holds %d; recomputing",
+            "head statistics cover %d chunks but the index holds %d; computing them in memory "
+            "(run `aspectrag heads --recompute` to record them)",
             stats.count,
-            store.stats()["chunks"],
+            chunks,
         )
-    return recompute(store, save=False)  # the read path never writes
+    else:
+        log.warning(
+            "the index has no head statistics; computing them in memory "
+            "(run `aspectrag heads --recompute` to record them)"
+        )
+    return compute_stats(store)
+
 
 
 class HeadStatsTracker:
-    """Keeps ``multihead.stats`` (and ``multihead.config``) exact across an ingest or a
-    removal; the ingest pipeline calls it inside the write transaction, so the meta commits
-    (or rolls back) with the vectors.
+    """An ingest hook (``aspectrag.ingest.base.IngestHook``) that keeps ``multihead.stats``
+    (and ``multihead.config``) exact across an ingest or a removal; the ingest pipeline calls
+    it inside the write transaction, and :meth:`save` writes through that writer, so the meta
+    commits (or rolls back) with the vectors.
 
     Protocol: :meth:`removing` with the sources about to be replaced or deleted (their stored
     head vectors are subtracted), :meth:`added` with every embedder output written, then
-    :meth:`save`. Does nothing for embedders without head spaces.
+    :meth:`save` with the writer. Does nothing for embedders without head spaces.
 
     Args:
         store: the index.
@@ -237,6 +257,7 @@ class HeadStatsTracker:
 
     @property
     def stats(self) -> HeadStats | None:
+        """The recorded statistics, read at first use (under the writer lock)."""
         if not self._loaded:
             raw = self.store.get_meta(STATS_KEY)
             self._stats = HeadStats.from_json(raw) if raw is not None else None
@@ -247,7 +268,7 @@ class HeadStatsTracker:
     def stats(self, value: HeadStats | None) -> None:
         self._stats, self._loaded = value, True
 
-    def removing(self, sources: Iterable[str]) -> None:
+    def removing(self, sources: Sequence[str]) -> None:
         """Subtract the stored head vectors of the chunks of ``sources`` (one scan of the
         chunk list, then batched ``get_vectors``)."""
         wanted = set(sources)
@@ -267,17 +288,11 @@ class HeadStatsTracker:
         self.changed = True
 
     def save(self, writer: StoreWriter) -> None:
-        """Write the statistics (and the embedder's head config if not yet recorded) with
-        ``writer`` (the ingest's transaction)."""
+        """Write the statistics (and the embedder's head config if not yet recorded) through
+        ``writer``, the ingest's open transaction."""
         if not self.changed or self.stats is None:
             return
         writer.set_meta(STATS_KEY, self.stats.to_json())
-        from aspectrag.embed.multihead import META_KEY
-
         config = getattr(self.embedder, "config", None)
-        if (
-            config is not None
-            and hasattr(config, "to_json")
-            and self.store.get_meta(META_KEY) is None
-        ):
+        if isinstance(config, MultiHeadConfig) and self.store.get_meta(META_KEY) is None:
             writer.set_meta(META_KEY, config.to_json())

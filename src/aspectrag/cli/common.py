@@ -1,0 +1,95 @@
+"""What every ``aspectrag`` command module shares: consoles, the error line, common options,
+opening an index, and the process-wide set-up done once at the command-line edge.
+
+Command modules (``cli/main.py``, ``cli/rerank.py``, ``cli/heads.py``, ``cli/train.py``,
+``cli/eval_mrag.py``) import from here, never from each other's command modules; ``cli/main.py``
+registers all their commands on the ``aspectrag`` app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from aspectrag.errors import AspectragError
+from aspectrag.settings import IndexSettings
+
+console = Console(stderr=True)
+out = Console(soft_wrap=True)
+
+def settings():  # type: ignore[no-untyped-def]
+    """The settings (``aspectrag.settings.get_settings``); a bad value ends with one error line."""
+    from aspectrag.settings import get_settings
+
+    try:
+        return get_settings()
+    except AspectragError as e:
+        fail(str(e))
+
+
+def _index_default(ctx: typer.Context, param: typer.CallbackParam, value: str) -> str:
+    """``--index`` when given, else the ``index.location`` setting (env > config file > default):
+    the settings' precedence, not typer's envvar."""
+    source = ctx.get_parameter_source(param.name or "index")
+    if source is not None and source.name == "DEFAULT":  # typer vendors click: compare names
+        return str(settings().index.location)
+    return value
+
+
+DEFAULT_INDEX = str(IndexSettings().location)  # --index's callback resolves the setting
+IndexOpt = Annotated[str, typer.Option(
+    "--index", callback=_index_default, show_default=False,
+    help="Index folder or scheme://... of a store backend (default: $ASPECTRAG_INDEX, the "
+         "config file's [index] location, or ./.aspectrag).")]
+NoWaitOpt = Annotated[bool, typer.Option(
+    "--no-wait", help="Fail at once if another process is writing the index (default: wait).")]
+RetrieverOpt = Annotated[str, typer.Option("--retriever", "-r",
+                                           help="bm25 | dense | hybrid | multiquery | multihead ...")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+AdapterOpt = Annotated[Path | None, typer.Option(
+    "--embedder-adapter", help="LoRA adapter folder (aspectrag train embedder) applied to the "
+    "embedder; an index built with it must be searched with it (default: "
+    "$ASPECTRAG_EMBEDDER_ADAPTER / the config file's [embedder] adapter).")]
+RerankOpt = Annotated[str | None, typer.Option(
+    "--rerank", help="Second stage: late-interaction | cross-encoder | bi-encoder.")]
+RerankDepthOpt = Annotated[int, typer.Option("--rerank-depth", help="First-stage candidates reranked.")]
+RerankModelOpt = Annotated[Path | None, typer.Option(
+    "--rerank-model", help="Cross-encoder model folder (sequence classification).")]
+
+
+def fail(msg: str, code: int = 2) -> None:
+    """Print one clear error line and exit with ``code``."""
+    # soft_wrap: never break the line inside a path or message, whatever the terminal width
+    console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def path_or_none(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def open_index(path: str | Path, adapter: Path | None = None):  # type: ignore[no-untyped-def]
+    """The index at ``path``; with ``adapter``, its embedder is the base model + LoRA adapter."""
+    from aspectrag.index import Index
+
+    adapter = adapter or path_or_none(settings().embedder.adapter)
+    if adapter is None:
+        return Index(path)
+    from aspectrag.embed.factory import build_embedder
+
+    try:
+        return Index(path, embedder=build_embedder(adapter=str(adapter)))
+    except AspectragError as e:
+        fail(str(e))
+
+
+def edge_setup() -> None:
+    """Process-wide settings applied once, at the command-line edge, before a command loads
+    models: the torch / BLAS thread split (:func:`aspectrag.config.setup_threads`). Model
+    loaders never change them."""
+    from aspectrag.config import setup_threads
+
+    setup_threads()
