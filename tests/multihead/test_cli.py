@@ -34,7 +34,6 @@ def tiny_index(tmp_path_factory):  # type: ignore[no-untyped-def]
         ]
     ):
         (docs / f"d{i}.txt").write_text(text)
-    from aspectrag.retrieve.heads import HeadStatsTracker
 
     store = SQLiteStore(root / "index")
     emb = MultiHeadEmbedder(str(model))

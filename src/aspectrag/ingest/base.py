@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-import numpy as np
-
 from aspectrag.store.base import StoreWriter
 from aspectrag.types import Chunk, Document
 

@@ -18,7 +18,7 @@ import json
 import re
 import shutil
 import sqlite3
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
@@ -26,8 +26,7 @@ from aspectrag.store.base import CheckReport
 from aspectrag.store.bm25_index import BM25Index
 from aspectrag.store.dense_index import DenseIndex
 
-if TYPE_CHECKING:
-    from aspectrag.store.sqlite import SQLiteStore
+SQLiteStore = Any  # an aspectrag.store.sqlite.SQLiteStore (not imported: sqlite.py imports this)
 
 # integrity_check lines that only concern an index b-tree (REINDEX rebuilds those)
 _INDEX_ONLY = re.compile(r"(wrong # of entries in index|row \d+ missing from index|"
