@@ -125,7 +125,7 @@ def test_sigkill_midway_leaves_index_exactly_as_before(tmp_path):
     script = KILL_SCRIPT.format(root=str(ROOT), index=str(tmp_path / "idx"), marker=str(marker),
                                 docs=str(big))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"})
     deadline = time.time() + 120
     while not marker.exists():
         assert proc.poll() is None, proc.stderr.read().decode()

@@ -90,7 +90,7 @@ class StoreContract:
         assert store.spaces() == [] and store.vector_spaces() == []
         assert store.get_meta("embedder") is None and store.fingerprint("/x") is None
         assert store.keyword_search(["anything"], 5) == [[]]
-        assert isinstance(store.capabilities, frozenset)
+        assert isinstance(store.capabilities, frozenset) and isinstance(store, Store)
 
     def test_upsert_get_and_iterate(self, store: Store) -> None:
         a, b = make_doc("/a.txt", ["cats purr loudly", "dogs bark at night"]), \
