@@ -125,7 +125,7 @@ def repair(index: IndexOpt = DEFAULT_INDEX) -> None:
 def _repair_head_stats(store) -> list[str]:  # type: ignore[no-untyped-def]
     """Recompute the multi-head statistics when the index has head spaces and they are
     missing or do not cover the stored chunks."""
-    from aspectrag.retrieve.heads import STATS_KEY, HeadStats, head_spaces, recompute
+    from aspectrag.multihead.stats import STATS_KEY, HeadStats, head_spaces, recompute
 
     if not head_spaces(store):
         return []
