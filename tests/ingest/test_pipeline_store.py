@@ -59,9 +59,9 @@ def test_corpus_files_sharing_ids_do_not_collide(tmp_path):
     hit = idx.search("banana", k=1, retriever="bm25")[0]
     assert hit.chunk.doc_id in {"d1", "d3"} and hit.chunk.source.startswith(str(b))
     # the BEIR evaluation maps hits to document ids through Chunk.doc_id
-    from aspectrag.evaluate.beir import hits_to_doc_run
+    from aspectrag.evaluate.metrics import hits_to_docs
 
-    assert "d1" in hits_to_doc_run(idx.search("apple d1", k=4, retriever="bm25"), 10)
+    assert "d1" in hits_to_docs(idx.search("apple d1", k=4, retriever="bm25"), 10)
 
 
 def test_in_memory_documents(tmp_path):
