@@ -26,6 +26,7 @@ from aspectrag.ingest.pipeline import remove as _remove
 from aspectrag.retrieve.base import Retriever
 from aspectrag.store.base import Store
 from aspectrag.types import Answer, Hit
+from aspectrag.validate import require_index, validate_k, validate_query
 
 DEFAULT_RETRIEVER = "hybrid"
 
@@ -43,6 +44,10 @@ class Index:
     Raises:
         aspectrag.errors.IndexMismatchError: on ingest/search if the index was built with another
             embedder.
+        aspectrag.errors.IndexNotFoundError: on search/ask/retriever when ``path`` holds no
+            index (reading never creates one).
+        aspectrag.errors.InvalidRequestError: on search/ask for ``k`` < 1 or a query without a
+            searchable word (see :mod:`aspectrag.validate`).
     """
 
     def __init__(
@@ -95,12 +100,19 @@ class Index:
         """Build a retriever by name (``bm25``, ``dense``, ``hybrid``, ...) over this index."""
         from aspectrag.retrieve.factory import build_retriever
 
+        self._require_index()
         check_embedder(self.store, self.embedder)
         return build_retriever(name, self.store, self.embedder, **options)
 
     def search(self, query: str, k: int = 10, *, retriever: str | Retriever = DEFAULT_RETRIEVER,
                sources: Sequence[str] | None = None, **options: Any) -> list[Hit]:
-        """Top-``k`` chunks for ``query``; ``sources`` restricts to files/folders/URLs."""
+        """Top-``k`` chunks for ``query``; ``sources`` restricts to files/folders/URLs.
+
+        Raises:
+            InvalidRequestError: ``k`` < 1 or no searchable word in ``query``.
+            IndexNotFoundError: no index at ``path``.
+        """
+        k = self.check_request(query, k)
         r = self.retriever(retriever, **options) if isinstance(retriever, str) else retriever
         return r.retrieve(query, k, _resolve_sources(sources))
 
@@ -124,9 +136,37 @@ class Index:
         """Retrieve ``k`` chunks and answer with numbered citations [1].. [k].
 
         ``llm`` and ``decoding`` pick the generator (:meth:`generator`); ``options`` go to the
-        retriever (e.g. ``weight`` for hybrid)."""
+        retriever (e.g. ``weight`` for hybrid). ``extras["supported"]`` is False when the
+        answer cites none of the passages (:func:`~aspectrag.generate.citations.mark_support`).
+
+        Raises:
+            InvalidRequestError: ``k`` < 1 or no searchable word in ``question``.
+            IndexNotFoundError: no index at ``path``.
+        """
+        from aspectrag.generate.citations import mark_support
+
+        k = self.check_request(question, k, field="question")
         hits = self.search(question, k, retriever=retriever, sources=sources, **options)
-        return self.generator(llm, decoding=decoding).generate(question, hits)
+        return mark_support(self.generator(llm, decoding=decoding).generate(question, hits))
+
+    def _require_index(self) -> None:
+        if self._store is None:  # a store given by the caller is its own business
+            require_index(self.path)
+
+    def check_request(self, query: str, k: int, *, field: str = "query") -> int:
+        """Validate a search/ask request; returns ``k``. Every entry point calls it first (the
+        CLI and HTTP API before building a retriever, so a bad request costs no model load).
+
+        Raises:
+            InvalidRequestError: ``k`` < 1 (``field="k"``) or no searchable word in ``query``
+                (``field``).
+            IndexNotFoundError: no index at ``path``.
+        """
+        k = validate_k(k)
+        self._require_index()
+        validate_query(query, get_tokenizer=lambda: getattr(self.embedder, "tokenizer", None),
+                       field=field)
+        return k
 
 
 def _resolve_sources(sources: Sequence[str] | None) -> list[str] | None:

@@ -30,9 +30,7 @@ def heads_cmd(
     from aspectrag.embed.multihead import META_KEY
     from aspectrag.retrieve import heads as hs
 
-    if not Path(index).is_dir():
-        fail(f"{index}: no index folder; run `aspectrag ingest` first")
-    store = open_index(index).store
+    store = open_index(index, must_exist=True).store
     try:
         stats = hs.recompute(store) if recompute else hs.load_stats(store)
     except AspectragError as e:

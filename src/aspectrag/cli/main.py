@@ -18,7 +18,31 @@ from rich.table import Table
 
 from aspectrag.errors import AspectragError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+
+class _Group(typer.core.TyperGroup):
+    """Maps every :class:`AspectragError` a command lets through to one error line (exit 2)
+    and OS / SQLite errors to one line naming the failure (exit 1): never a traceback for a
+    user error or a full disk."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        import sqlite3
+
+        try:
+            return super().invoke(ctx)
+        except AspectragError as e:
+            fail(str(e))
+        except (OSError, sqlite3.Error) as e:
+            fail(f"{_io_message(e)}; the index is unchanged (an ingest is all or nothing)", 1)
+
+
+def _io_message(e: BaseException) -> str:
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror or e}"
+    return f"database error: {e}"
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Group,
                   help="Retrieval-augmented generation for questions with many aspects.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval on standard benchmarks.")
 app.add_typer(eval_app, name="eval")
@@ -55,10 +79,19 @@ def fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def open_index(path: Path, adapter: Path | None = None):  # type: ignore[no-untyped-def]
-    """The index at ``path``; with ``adapter``, its embedder is the base model + LoRA adapter."""
+def open_index(path: Path, adapter: Path | None = None, *,  # type: ignore[no-untyped-def]
+               must_exist: bool = False):
+    """The index at ``path``; with ``adapter``, its embedder is the base model + LoRA adapter.
+    ``must_exist`` (read commands): fail with one line when there is no index at ``path``
+    instead of creating an empty one."""
     from aspectrag.index import Index
+    from aspectrag.validate import require_index
 
+    if must_exist:
+        try:
+            require_index(path)
+        except AspectragError as e:
+            fail(str(e))
     if adapter is None:
         return Index(path)
     from aspectrag.embed.factory import build_embedder
@@ -114,7 +147,7 @@ def ingest(
 def remove(source: Annotated[str, typer.Argument(help="File, folder, URL or corpus file.")],
            index: IndexOpt = DEFAULT_INDEX) -> None:
     """Delete a document (or all documents under a folder) from the index."""
-    n = open_index(index).remove(source)
+    n = open_index(index, must_exist=True).remove(source)
     if n == 0:
         fail(f"{source}: not in the index {index} (see `aspectrag stats --sources`)", 1)
     console.print(f"removed {n} document(s)")
@@ -124,7 +157,7 @@ def remove(source: Annotated[str, typer.Argument(help="File, folder, URL or corp
 def stats(index: IndexOpt = DEFAULT_INDEX,
           sources: Annotated[bool, typer.Option("--sources", help="List the sources.")] = False) -> None:
     """Show what the index holds."""
-    idx = open_index(index)
+    idx = open_index(index, must_exist=True)
     s = idx.store.stats()
     out.print(f"{index}: {s['documents']} documents, {s['chunks']} chunks, embedder "
               f"{idx.store.get_meta('embedder')}, vector spaces {idx.store.vector_spaces()}")
@@ -226,9 +259,10 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Search the index and print the top-k chunks."""
-    idx = open_index(index, embedder_adapter)
+    idx = open_index(index, embedder_adapter, must_exist=True)
     mq = multiquery_options(retriever, base, query_generator, queries_from)
     try:
+        idx.check_request(query, k)
         r = build_cli_retriever(idx, retriever, fusion, weight, rerank, rerank_depth, rerank_model,
                                 mq)
         hits = idx.search(query, k, retriever=r, sources=source)
@@ -276,9 +310,10 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question with numbered citations to the passages used."""
-    idx = open_index(index, embedder_adapter)
+    idx = open_index(index, embedder_adapter, must_exist=True)
     mq = multiquery_options(retriever, base, query_generator, queries_from)
     try:
+        idx.check_request(question, k, field="question")
         r = build_cli_retriever(idx, retriever, fusion, weight, rerank, rerank_depth, rerank_model,
                                 mq)
         from aspectrag.generate.factory import build_generator
@@ -295,6 +330,7 @@ def ask(
         print_queries(r)
     if as_json:
         print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=1))
+        _warn_unsupported(ans)
         return
     if not streaming:
         out.print(ans.answer, highlight=False, markup=False)
@@ -303,6 +339,15 @@ def ask(
         console.print(f"removed invalid citations {ans.extras['invalid_citations']}", highlight=False)
     for c in ans.citations:
         out.print(f"[{c.n}] {c.chunk.source} ({c.chunk.location})", highlight=False)
+    _warn_unsupported(ans)
+
+
+def _warn_unsupported(ans) -> None:  # type: ignore[no-untyped-def]
+    """One warning line on stderr for an LLM answer that cites no passage (contract 9)."""
+    if ans.mode == "llm" and not ans.extras.get("supported", True):
+        console.print("[yellow]warning:[/] the answer cites none of the retrieved passages, so "
+                      "nothing in the index supports it (check it, or retry with a larger -k)",
+                      highlight=False, soft_wrap=True)
 
 
 @eval_app.command("beir")
