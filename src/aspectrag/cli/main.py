@@ -32,14 +32,19 @@ class _Group(typer.core.TyperGroup):
         except AspectragError as e:
             fail(str(e))
         except (OSError, sqlite3.Error) as e:
-            fail(f"{_io_message(e)}; the index is unchanged (an ingest is all or nothing)", 1)
+            fail(f"{_io_message(e)} (the index keeps its last committed state)", 1)
 
 
 def _io_message(e: BaseException) -> str:
+    """One line for an OS or SQLite error, with a hint for a full or read-only disk."""
     if isinstance(e, OSError):
         where = f"{e.filename}: " if e.filename else ""
-        return f"{where}{e.strerror or e}"
-    return f"database error: {e}"
+        text = f"{where}{e.strerror or e}"
+    else:
+        text = f"index database error: {e}"
+    if any(w in text.lower() for w in ("disk", "space", "too large", "read-only", "readonly")):
+        text += "; check the free space and write permission of the index folder"
+    return text
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Group,
