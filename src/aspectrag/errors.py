@@ -42,3 +42,29 @@ class StoreError(AspectragError):
 
 class IndexBusyError(StoreError):
     """Another process is writing the index and the caller asked not to wait (``--no-wait``)."""
+class InvalidRequestError(AspectragError):
+    """A request argument is invalid (``k`` < 1, an empty query, a query with no searchable
+    token...). The message names the argument, the value and the limit.
+
+    Attributes:
+        field: the argument at fault (``"k"``, ``"query"``, ...), for the HTTP API's
+            problem+json and the CLI option name.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class IndexNotFoundError(AspectragError):
+    """A read command (search, ask, stats, remove...) named an index that does not exist.
+
+    Attributes:
+        location: the index folder (or location string) that was given.
+    """
+
+    def __init__(self, location: str) -> None:
+        super().__init__(
+            f"no index at {location}; run `aspectrag ingest ... --index {location}` first"
+        )
+        self.location = location

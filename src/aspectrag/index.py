@@ -35,6 +35,7 @@ from aspectrag.retrieve.base import Retriever
 from aspectrag.settings import get_settings
 from aspectrag.store.base import Store
 from aspectrag.types import Answer, Document, Hit, SearchResult
+from aspectrag.validate import require_index, validate_k, validate_query
 
 DEFAULT_RETRIEVER = "hybrid"
 
@@ -57,6 +58,11 @@ class Index:
     Raises:
         aspectrag.errors.IndexMismatchError: on ingest/search if the index was built with another
             embedder.
+
+        aspectrag.errors.IndexNotFoundError: on search/ask/retriever when ``path`` holds no
+            index (reading never creates one).
+        aspectrag.errors.InvalidRequestError: on search/ask for ``k`` < 1 or a query without a
+            searchable word (see :mod:`aspectrag.validate`).
 
     Searching never writes and keeps no per-call state, so one ``Index`` serves concurrent
     searches (:meth:`search_result` returns each search's own diagnostics). Process-wide
@@ -136,6 +142,7 @@ class Index:
         """Build a retriever by name (``bm25``, ``dense``, ``hybrid``, ...) over this index."""
         from aspectrag.retrieve.factory import build_retriever
 
+        self._require_index()
         check_embedder(self.store, self.embedder)
         return build_retriever(name, self.store, self.embedder, **options)
 
@@ -144,7 +151,13 @@ class Index:
         """Top-``k`` chunks for ``query``; ``sources`` restricts to files/folders/URLs.
 
         ``options`` go to the retriever (``weight`` for hybrid...); an option the retriever
-        does not declare raises ConfigError naming the valid ones."""
+        does not declare raises ConfigError naming the valid ones.
+
+        Raises:
+            InvalidRequestError: ``k`` < 1 or no searchable word in ``query``.
+            IndexNotFoundError: no index at ``path``.
+        """
+        k = self.check_request(query, k)
         r = self.retriever(retriever, **options) if isinstance(retriever, str) else retriever
         return r.retrieve(query, k, _resolve_sources(sources))
 
@@ -153,7 +166,13 @@ class Index:
                       sources: Sequence[str] | None = None, **options: Any) -> SearchResult:
         """:meth:`search` with the search's own diagnostics: the queries searched (multi-query),
         timings by stage in seconds, retriever facts (``SearchResult.info``). Safe to call from
-        several threads on one ``Index`` (and one retriever)."""
+        several threads on one ``Index`` (and one retriever).
+
+        Raises:
+            InvalidRequestError: ``k`` < 1 or no searchable word in ``query``.
+            IndexNotFoundError: no index at ``path``.
+        """
+        k = self.check_request(query, k)
         r = self.retriever(retriever, **options) if isinstance(retriever, str) else retriever
         return r.search(query, k, _resolve_sources(sources))
 
@@ -177,9 +196,37 @@ class Index:
         """Retrieve ``k`` chunks and answer with numbered citations [1].. [k].
 
         ``llm`` and ``decoding`` pick the generator (:meth:`generator`); ``options`` go to the
-        retriever (e.g. ``weight`` for hybrid)."""
+        retriever (e.g. ``weight`` for hybrid). ``extras["supported"]`` is False when the
+        answer cites none of the passages (:func:`~aspectrag.generate.citations.mark_support`).
+
+        Raises:
+            InvalidRequestError: ``k`` < 1 or no searchable word in ``question``.
+            IndexNotFoundError: no index at ``path``.
+        """
+        from aspectrag.generate.citations import mark_support
+
+        k = self.check_request(question, k, field="question")
         hits = self.search(question, k, retriever=retriever, sources=sources, **options)
-        return self.generator(llm, decoding=decoding).generate(question, hits)
+        return mark_support(self.generator(llm, decoding=decoding).generate(question, hits))
+
+    def _require_index(self) -> None:
+        if self._store is None:  # a store given by the caller is its own business
+            require_index(self.path)
+
+    def check_request(self, query: str, k: int, *, field: str = "query") -> int:
+        """Validate a search/ask request; returns ``k``. Every entry point calls it first (the
+        CLI and HTTP API before building a retriever, so a bad request costs no model load).
+
+        Raises:
+            InvalidRequestError: ``k`` < 1 (``field="k"``) or no searchable word in ``query``
+                (``field``).
+            IndexNotFoundError: no index at ``path``.
+        """
+        k = validate_k(k)
+        self._require_index()
+        validate_query(query, get_tokenizer=lambda: getattr(self.embedder, "tokenizer", None),
+                       field=field)
+        return k
 
 
 def _resolve_sources(sources: Sequence[str] | None) -> list[str] | None:

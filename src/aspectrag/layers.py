@@ -37,7 +37,7 @@ from __future__ import annotations
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("aspectrag.types", "aspectrag.errors", "aspectrag.config",
                     "aspectrag.settings", "aspectrag.layers", "aspectrag.extras",
-                    "aspectrag.progress")),
+                    "aspectrag.progress", "aspectrag.validate")),
     ("llm", ("aspectrag.llm",)),
     ("embed", ("aspectrag.embed",)),
     ("store", ("aspectrag.store",)),

@@ -71,10 +71,19 @@ def path_or_none(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
-def open_index(path: str | Path, adapter: Path | None = None):  # type: ignore[no-untyped-def]
-    """The index at ``path``; with ``adapter``, its embedder is the base model + LoRA adapter."""
+def open_index(path: str | Path, adapter: Path | None = None, *,  # type: ignore[no-untyped-def]
+               must_exist: bool = False):
+    """The index at ``path``; with ``adapter``, its embedder is the base model + LoRA adapter.
+    ``must_exist`` (read commands): fail with one line when there is no index at ``path``
+    instead of creating an empty one."""
     from aspectrag.index import Index
+    from aspectrag.validate import require_index
 
+    if must_exist:
+        try:
+            require_index(path)
+        except AspectragError as e:
+            fail(str(e))
     adapter = adapter or path_or_none(settings().embedder.adapter)
     if adapter is None:
         return Index(path)

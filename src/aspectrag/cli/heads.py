@@ -26,9 +26,7 @@ def heads_cmd(  # registered as ``aspectrag heads`` by cli/main.py
     from aspectrag.multihead import stats as hs
     from aspectrag.multihead.layout import META_KEY, head_space
 
-    if not Path(index).is_dir():
-        fail(f"{index}: no index folder; run `aspectrag ingest` first")
-    store = open_index(index).store
+    store = open_index(index, must_exist=True).store
     try:
         stats = hs.recompute(store) if recompute else hs.load_stats(store)
     except AspectragError as e:

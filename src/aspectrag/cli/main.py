@@ -37,7 +37,36 @@ from aspectrag.cli.common import (
 )
 from aspectrag.errors import AspectragError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+
+class _Group(typer.core.TyperGroup):
+    """Maps every :class:`AspectragError` a command lets through to one error line (exit 2)
+    and OS / SQLite errors to one line naming the failure (exit 1): never a traceback for a
+    user error or a full disk."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        import sqlite3
+
+        try:
+            return super().invoke(ctx)
+        except AspectragError as e:
+            fail(str(e))
+        except (OSError, sqlite3.Error) as e:
+            fail(f"{_io_message(e)} (the index keeps its last committed state)", 1)
+
+
+def _io_message(e: BaseException) -> str:
+    """One line for an OS or SQLite error, with a hint for a full or read-only disk."""
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        text = f"{where}{e.strerror or e}"
+    else:
+        text = f"index database error: {e}"
+    if any(w in text.lower() for w in ("disk", "space", "too large", "read-only", "readonly")):
+        text += "; check the free space and write permission of the index folder"
+    return text
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, cls=_Group,
                   help="Retrieval-augmented generation for questions with many aspects.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval on standard benchmarks.")
 app.add_typer(eval_app, name="eval")
@@ -112,7 +141,7 @@ def remove(source: Annotated[str, typer.Argument(help="File, folder, URL or corp
            index: IndexOpt = DEFAULT_INDEX, no_wait: NoWaitOpt = False) -> None:
     """Delete a document (or all documents under a folder) from the index."""
     try:
-        n = open_index(index).remove(source, wait=not no_wait, on_wait=lambda m: console.print(
+        n = open_index(index, must_exist=True).remove(source, wait=not no_wait, on_wait=lambda m: console.print(
             m, highlight=False, soft_wrap=True))
     except AspectragError as e:
         fail(str(e))
@@ -125,7 +154,7 @@ def remove(source: Annotated[str, typer.Argument(help="File, folder, URL or corp
 def stats(index: IndexOpt = DEFAULT_INDEX,
           sources: Annotated[bool, typer.Option("--sources", help="List the sources.")] = False) -> None:
     """Show what the index holds."""
-    idx = open_index(index)
+    idx = open_index(index, must_exist=True)
     try:
         s = idx.store.stats()
         out.print(f"{index}: {s['documents']} documents, {s['chunks']} chunks, embedder "
@@ -230,9 +259,10 @@ def search(
 ) -> None:
     """Search the index and print the top-k chunks."""
     edge_setup()
-    idx = open_index(index, embedder_adapter)
+    idx = open_index(index, embedder_adapter, must_exist=True)
     mq = multiquery_options(retriever, base, query_generator, queries_from)
     try:
+        idx.check_request(query, k)
         r = build_cli_retriever(idx, retriever, fusion, weight, rerank, rerank_depth, rerank_model,
                                 mq)
         res = idx.search_result(query, k, retriever=r, sources=source)
@@ -282,9 +312,10 @@ def ask(
 ) -> None:
     """Answer a question with numbered citations to the passages used."""
     edge_setup()
-    idx = open_index(index, embedder_adapter)
+    idx = open_index(index, embedder_adapter, must_exist=True)
     mq = multiquery_options(retriever, base, query_generator, queries_from)
     try:
+        idx.check_request(question, k, field="question")
         r = build_cli_retriever(idx, retriever, fusion, weight, rerank, rerank_depth, rerank_model,
                                 mq)
         from aspectrag.generate.factory import build_generator
@@ -302,6 +333,7 @@ def ask(
         print_queries(res)
     if as_json:
         print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=1))
+        _warn_unsupported(ans)
         return
     if not streaming:
         out.print(ans.answer, highlight=False, markup=False)
@@ -310,6 +342,15 @@ def ask(
         console.print(f"removed invalid citations {ans.extras['invalid_citations']}", highlight=False)
     for c in ans.citations:
         out.print(f"[{c.n}] {c.chunk.source} ({c.chunk.location})", highlight=False)
+    _warn_unsupported(ans)
+
+
+def _warn_unsupported(ans) -> None:  # type: ignore[no-untyped-def]
+    """One warning line on stderr for an LLM answer that cites no passage (contract 9)."""
+    if ans.mode == "llm" and not ans.extras.get("supported", True):
+        console.print("[yellow]warning:[/] the answer cites none of the retrieved passages, so "
+                      "nothing in the index supports it (check it, or retry with a larger -k)",
+                      highlight=False, soft_wrap=True)
 
 
 @eval_app.command("beir")

@@ -36,9 +36,7 @@ def cache_cmd(
     ``--rerank late-interaction`` reads them instead of running the model on the candidates.
     Only chunks that are new or changed since the last run are computed."""
     edge_setup()
-    idx = open_index(index, embedder_adapter)
-    if not Path(index).is_dir():
-        fail(f"{index}: no index folder; run `aspectrag ingest` first")
+    idx = open_index(index, embedder_adapter, must_exist=True)
     build_token_cache(idx, Path(index), skip_punctuation=skip_punctuation)
 
 

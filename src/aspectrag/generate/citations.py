@@ -3,6 +3,7 @@
 Models cite as ``[1]``, ``[1][2]``, ``[1, 2]`` or ``[1-3]``. ``check_citations`` keeps the
 numbers that were shown to the model, removes the others from the text and reports them, and
 returns the ``Citation`` objects actually used (numbered by hit index, so [n] = hit n).
+``mark_support`` then flags an answer that cites nothing (``extras["supported"]``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from aspectrag.types import Citation, Hit
+from aspectrag.types import Answer, Citation, Hit
 
 # [1], [1, 2], [1,2 ,3], [1-3], [1–3]
 _CITE = re.compile(r"\s?\[(\s*\d+\s*(?:(?:,|;|-|–)\s*\d+\s*)*)\]")
@@ -113,3 +114,17 @@ def posterior_citations(
     text = (checked.text + "".join(f" [{n}]" for n in extra)).strip()
     ns = sorted(cited | heavy)
     return text, [Citation(n, hits[n - 1].chunk, hits[n - 1].chunk.text) for n in ns]
+
+
+def mark_support(answer: Answer) -> Answer:
+    """Set ``answer.extras["supported"]``: True when the answer keeps at least one valid
+    citation (after ``check_citations`` removed the invalid ones), else False, so that an LLM
+    reply citing none of the passages (no ``[n]`` at all, or only numbers that were not given)
+    is flagged instead of passing silently. An extractive answer is supported when it quotes
+    at least one evidence sentence. Returns the same ``answer`` (changed in place).
+
+    This checks *attribution*, not truth: a cited passage may still not entail the sentence
+    citing it (no entailment model is run).
+    """
+    answer.extras["supported"] = bool(answer.citations)
+    return answer

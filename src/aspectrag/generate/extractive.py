@@ -56,6 +56,18 @@ class ExtractiveGenerator:
     ..."). Sentences with cosine below ``min_cosine`` are never used. Cost: one ``embedder.encode`` call over all sentences of
     the hits (a few hundred sentences for k=10 chunks of 256 tokens).
 
+    Planted text (what it can and cannot do): the answer only quotes sentences of the
+    retrieved chunks, each cited to its source, so a reader can always see where a sentence
+    came from; it never states anything that is not in the index. It cannot tell a true
+    sentence from a false one: a document written to match the question (a sentence that
+    restates it, followed by a false claim) is retrieved and quoted like any other. One guard
+    keeps such a sentence from *being the whole answer*: when the best sentence echoes the
+    question (cosine >= ``echo_cosine``; real answer sentences score 0.5-0.8 with MiniLM),
+    the ``margin`` is measured from the best sentence of the *other* hits, and the echo's hit
+    gives at most ``max_per_echo_chunk`` sentences, so the other retrieved evidence is shown
+    next to it. An attacker who controls several retrieved chunks still fills the answer;
+    use ``Answer.extras["evidence"]`` and the citations to judge the sources.
+
     Args:
         embedder: any ``Embedder``; its ``"dense"`` vectors must be L2-normalised.
         max_sentences: most evidence sentences in the answer.
@@ -66,6 +78,10 @@ class ExtractiveGenerator:
         min_cosine: sentences less similar than this to the question are never evidence.
         continuation_chars: most characters appended to a sentence that announces what
             follows (ends in ":", or "as follows", "the following").
+        echo_cosine: cosine to the question from which the best sentence counts as an echo
+            of it (planted or restating text; see above).
+        max_per_echo_chunk: most sentences taken from the hit of such an echo while other
+            hits have usable evidence.
     """
 
     name = "extractive"
@@ -81,6 +97,8 @@ class ExtractiveGenerator:
         margin: float = 0.25,
         min_cosine: float = 0.15,
         continuation_chars: int = 400,
+        echo_cosine: float = 0.9,
+        max_per_echo_chunk: int = 2,
     ) -> None:
         self.embedder = embedder
         self.max_sentences = max_sentences
@@ -90,6 +108,8 @@ class ExtractiveGenerator:
         self.margin = margin
         self.min_cosine = min_cosine
         self.continuation_chars = continuation_chars
+        self.echo_cosine = echo_cosine
+        self.max_per_echo_chunk = max_per_echo_chunk
 
     def candidates(self, hits: Sequence[Hit]) -> list[Evidence]:
         """All usable sentences of ``hits`` (unscored), in hit order; ``n`` is the hit index."""
@@ -123,18 +143,30 @@ class ExtractiveGenerator:
         score = cos + prior
         order = np.argsort(-score, kind="stable")
         best = float(score[order[0]])
+        floor = best - self.margin
+        echo_n = None  # hit of a sentence echoing the question (see the class doc)
+        if cos[order[0]] >= self.echo_cosine:
+            top_n = cands[order[0]].n
+            others = [i for i in order if cands[i].n != top_n and cos[i] >= self.min_cosine]
+            if others:
+                echo_n = top_n
+                floor = min(floor, float(score[others[0]]) - self.margin)
         taken: list[int] = []
+        per_hit: dict[int, int] = {}
         covered: set[tuple[int, int]] = set()  # (n, position) already shown as a continuation
         out: list[Evidence] = []
         for i in order:
             c = cands[i]
-            if len(taken) >= self.max_sentences or float(score[i]) < best - self.margin:
+            if len(taken) >= self.max_sentences or float(score[i]) < floor:
                 break
             if cos[i] < self.min_cosine or (c.n, c.position) in covered:
+                continue
+            if c.n == echo_n and per_hit.get(c.n, 0) >= self.max_per_echo_chunk:
                 continue
             if taken and float(np.max(emb[taken] @ emb[i])) > self.dedup_threshold:
                 continue
             taken.append(int(i))
+            per_hit[c.n] = per_hit.get(c.n, 0) + 1
             text, used = self._continue(c, hits[c.n - 1])
             covered.update((c.n, p) for p in used)
             out.append(Evidence(text, c.n, c.position, float(cos[i]), float(score[i])))
@@ -162,11 +194,13 @@ class ExtractiveGenerator:
         """Extractive answer: a header line saying so, then one evidence sentence per line,
         each followed by its citation ``[n]`` (n = 1-based hit index). ``citations`` lists
         only the hits used, in order of n; ``Citation.text`` is the evidence quoted from it.
-        ``extras["evidence"]`` gives ``[{"text", "n", "score"}]`` best first."""
+        ``extras["evidence"]`` gives ``[{"text", "n", "score"}]`` best first;
+        ``extras["supported"]`` is True when some evidence was found."""
         evidence = self.select(question, hits)
         if not evidence:
             body = "The retrieved passages contain no sentence that answers the question."
-            return Answer(answer=f"{EXTRACTIVE_HEADER}\n{body}", mode="extractive", citations=[])
+            return Answer(answer=f"{EXTRACTIVE_HEADER}\n{body}", mode="extractive", citations=[],
+                          extras={"supported": False})
         lines = [f"- {e.text} [{e.n}]" for e in evidence]
         by_n: dict[int, list[str]] = {}
         for e in evidence:
@@ -181,7 +215,8 @@ class ExtractiveGenerator:
             extras={
                 "evidence": [
                     {"text": e.text, "n": e.n, "score": round(e.score, 4)} for e in evidence
-                ]
+                ],
+                "supported": True,
             },
         )
 

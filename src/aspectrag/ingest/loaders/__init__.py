@@ -73,7 +73,7 @@ def get_loader(source: str, loaders: Sequence[Loader] | None = None) -> Loader:
     """
     candidates = _DEFAULT_LOADERS if loaders is None else loaders
     if not is_url(source):
-        path = resolve_path(source)
+        path = _resolve(source)
         if path.is_dir():
             raise LoadError(source, "is a folder; expand it with discover() first")
         if not path.exists():
@@ -97,6 +97,19 @@ def load(source: str, loaders: Sequence[Loader] | None = None) -> Iterator[Docum
     yield from get_loader(source, loaders).load(source)
 
 
+def _resolve(source: str) -> Path:
+    """``resolve_path`` with a symlink loop or an unreadable path as a ``LoadError``."""
+    try:
+        path = resolve_path(source)
+        path.is_dir()  # stat now: ELOOP / EACCES surface here, not inside a loader
+        return path
+    except RuntimeError:  # Path.resolve on Python < 3.13: "Symlink loop from ..."
+        raise LoadError(source, "symlink loop (the link points back at itself); fix or "
+                        "remove the link") from None
+    except OSError as exc:
+        raise LoadError(source, f"cannot be read ({exc.strerror or exc})") from None
+
+
 def _matches(rel: str, name: str, pattern: str) -> bool:
     bare = pattern[3:] if pattern.startswith("**/") else pattern
     return fnmatch(rel, pattern) or fnmatch(rel, bare) or fnmatch(name, bare)
@@ -108,7 +121,7 @@ def discover(
     """Expand ``paths`` into the sources to load.
 
     URLs are kept as given. Files named explicitly are kept (resolved to absolute paths) even when
-    missing or of an unsupported type, so that ``load`` reports them. Folders are walked
+    missing, of an unsupported type or a symlink loop, so that ``load`` reports them. Folders are walked
     recursively in sorted order, skipping hidden files and folders (names starting with "."),
     keeping files that match ``glob`` (``fnmatch`` on the file name or the path relative to the
     folder, e.g. ``"*.pdf"`` or ``"papers/*.pdf"``) and that some loader can read; others are
@@ -134,7 +147,11 @@ def discover(
         if is_url(given):
             add(given)
             continue
-        root = resolve_path(given)
+        try:
+            root = _resolve(given)
+        except LoadError:  # kept as given: load() reports it on one line
+            add(os.path.abspath(os.path.expanduser(given)))
+            continue
         if not root.is_dir():
             add(str(root))
             continue

@@ -132,7 +132,7 @@ def parse_queries(text: str | None, n: int | None = None, *, max_chars: int = 30
         Cleaned, de-duplicated queries in output order (possibly empty; the caller decides
         the fallback).
     """
-    if not text:
+    if not text or (n is not None and n <= 0):
         return []
     body = _THINK.sub("", text)
     body = _FENCE.sub("", body)
