@@ -159,7 +159,8 @@ class Index:
         """
         k = self.check_request(query, k)
         r = self.retriever(retriever, **options) if isinstance(retriever, str) else retriever
-        return r.retrieve(query, k, _resolve_sources(sources))
+        with self.store.reading():  # one committed state, even while an ingest commits
+            return r.retrieve(query, k, _resolve_sources(sources))
 
     def search_result(self, query: str, k: int = 10, *,
                       retriever: str | Retriever = DEFAULT_RETRIEVER,
@@ -174,7 +175,8 @@ class Index:
         """
         k = self.check_request(query, k)
         r = self.retriever(retriever, **options) if isinstance(retriever, str) else retriever
-        return r.search(query, k, _resolve_sources(sources))
+        with self.store.reading():  # one committed state, even while an ingest commits
+            return r.search(query, k, _resolve_sources(sources))
 
     def generator(self, llm: str | None = None, *, decoding: str = "concat") -> Generator:
         """The answer generator: ``llm`` spec (``openai:MODEL``, ``hf:PATH``, ``extractive``) or

@@ -32,6 +32,7 @@ filter list or None means no filter.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -55,6 +56,12 @@ CAP_CHECK = "check"
 
 Distance = Literal["ip", "cosine"]
 SpaceKind = Literal["dense", "sparse"]
+
+DERIVED_IO_LOCK = threading.Lock()
+"""Serialises reading and writing derived-index files (``.npy``/``.npz``, bm25s folders) within
+a process: numpy's header parser (``ast.literal_eval``) is not thread-safe on CPython 3.11.7
+(``SystemError: AST constructor recursion depth mismatch`` when threads load at once), and two
+``Index`` objects over one folder must not swap a folder another is writing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +211,13 @@ class Store(Protocol):
             aspectrag.errors.StoreError: the index failed its quick check (run ``aspectrag
                 check``) or is read-only.
         """
+        ...
+
+    def reading(self) -> AbstractContextManager[None]:
+        """A consistent view for the reads made inside it on this thread (one search: its
+        keyword/vector searches and ``get_chunks``), all from one committed state even while a
+        writer commits. Nests. A backend without snapshots returns a null context and says so
+        in its docstring."""
         ...
 
     def writer(self) -> AbstractContextManager[StoreWriter]:

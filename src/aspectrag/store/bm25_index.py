@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from aspectrag.store.base import DERIVED_IO_LOCK
 
 
 def _stemmer():  # type: ignore[no-untyped-def]
@@ -79,21 +82,32 @@ class BM25Index:
 
     def save(self, folder: Path, generation: int) -> None:
         """Write atomically to ``folder`` (temp folder + rename) tagged with ``generation``."""
-        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        with DERIVED_IO_LOCK:
+            self._save(folder, generation)
+
+    @classmethod
+    def load(cls, folder: Path, generation: int) -> BM25Index | None:
+        """The saved index if it exists and was built at ``generation``, else None."""
+        with DERIVED_IO_LOCK:
+            return cls._load(folder, generation)
+
+    def _save(self, folder: Path, generation: int) -> None:
+        """Write atomically to ``folder`` (temp folder + rename) tagged with ``generation``."""
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}-{uuid.uuid4().hex[:8]}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         if self._bm25 is not None:
             self._bm25.save(str(tmp / "bm25"), show_progress=False)
         np.save(tmp / "rowids.npy", self.rowids)
         (tmp / "meta.json").write_text(json.dumps({"generation": generation}))
-        old = folder.with_name(folder.name + f".old{os.getpid()}")
+        old = folder.with_name(folder.name + f".old{os.getpid()}-{uuid.uuid4().hex[:8]}")
         if folder.exists():
             folder.rename(old)
         tmp.rename(folder)
         shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
-    def load(cls, folder: Path, generation: int) -> BM25Index | None:
+    def _load(cls, folder: Path, generation: int) -> BM25Index | None:
         """The saved index if it exists and was built at ``generation``, else None."""
         import bm25s
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from aspectrag.store.base import DERIVED_IO_LOCK
 
 log = logging.getLogger("aspectrag.store")
 _NO_FAISS_NOTED = False
@@ -95,13 +98,24 @@ class DenseIndex:
 
     def save(self, path: Path, generation: int) -> None:
         """Write ``<path>.npz`` atomically, tagged with ``generation``."""
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
+        with DERIVED_IO_LOCK:
+            self._save(path, generation)
+
+    @classmethod
+    def load(cls, path: Path, generation: int, ann_threshold: int = 50_000) -> DenseIndex | None:
+        """The saved index at ``<path>.npz`` if built at ``generation``, else None."""
+        with DERIVED_IO_LOCK:
+            return cls._load(path, generation, ann_threshold)
+
+    def _save(self, path: Path, generation: int) -> None:
+        """Write ``<path>.npz`` atomically, tagged with ``generation``."""
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}-{uuid.uuid4().hex[:8]}.npz")
         np.savez(tmp, vectors=self.vectors, rowids=self.rowids,
                  meta=np.array(json.dumps({"generation": generation})))
         os.replace(tmp, path.with_suffix(".npz"))
 
     @classmethod
-    def load(cls, path: Path, generation: int, ann_threshold: int = 50_000) -> DenseIndex | None:
+    def _load(cls, path: Path, generation: int, ann_threshold: int = 50_000) -> DenseIndex | None:
         """The saved index at ``<path>.npz`` if built at ``generation``, else None."""
         try:
             with np.load(path.with_suffix(".npz")) as z:

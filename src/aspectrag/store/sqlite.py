@@ -188,6 +188,25 @@ class SQLiteStore:
         """``<path>/<name>``: a side file kept with the index (e.g. the token cache)."""
         return self.path / name
 
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """A consistent view for several reads on this thread (``Store.reading``): one SQLite
+        read transaction, so the generation, the derived index of that generation, the row id
+        -> chunk id mapping and the chunks fetched all belong to one committed state (WAL
+        snapshot isolation) while a writer commits. Nests; a no-op inside a write."""
+        conn = self._conn()
+        depth = getattr(self._local, "read_depth", 0)
+        begin = depth == 0 and not conn.in_transaction and not self._local.memory
+        if begin:
+            conn.execute("BEGIN DEFERRED")
+        self._local.read_depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.read_depth = depth
+            if begin and conn.in_transaction:
+                conn.execute("COMMIT")  # ends the read transaction (nothing was written)
+
     # -- writing -----------------------------------------------------------------------------
     def write_lock(self, *, wait: bool = True,
                    on_wait: Callable[[str], None] | None = None) -> AbstractContextManager[None]:
@@ -361,9 +380,10 @@ class SQLiteStore:
         return np.stack([np.frombuffer(rows[c], dtype=np.float32) for c in ids])
 
     # -- derived indexes ---------------------------------------------------------------------
-    def bm25_index(self) -> BM25Index:
-        """The BM25 index at the current generation (loaded or rebuilt and saved)."""
-        gen = self.generation
+    def bm25_index(self, generation: int | None = None) -> BM25Index:
+        """The BM25 index at the current generation (loaded or rebuilt and saved);
+        ``generation`` saves reading it again when the caller just did."""
+        gen = self.generation if generation is None else generation
         with self._lock:
             if self._bm25 is not None and self._bm25[0] == gen:
                 return self._bm25[1]
@@ -482,19 +502,24 @@ class SQLiteStore:
     def keyword_search(
         self, queries: Sequence[str], k: int, sources: Sequence[str] | None = None
     ) -> list[list[ScoredId]]:
-        idx = self.bm25_index()
-        mask = self._mask(idx.rowids, sources)
-        return self._to_scored(idx.search(queries, k, None if mask is None else mask.astype(np.float32)))
+        with self.reading():
+            gen = self.generation
+            idx = self.bm25_index(gen)
+            mask = self._mask(idx.rowids, sources)
+            return self._to_scored(
+                idx.search(queries, k, None if mask is None else mask.astype(np.float32)), gen)
 
     def vector_search(
         self, space: str, queries: np.ndarray, k: int, sources: Sequence[str] | None = None
     ) -> list[list[ScoredId]]:
-        idx = self.dense_index(space)
-        q = np.atleast_2d(queries)
-        if idx.dim and q.shape[1] != idx.dim:
-            raise AspectragError(f"query vectors have {q.shape[1]} dims but space '{space}' has "
-                                 f"{idx.dim}; was the index built with another embedder?")
-        return self._to_scored(idx.search(q, k, self._mask(idx.rowids, sources)))
+        with self.reading():
+            gen = self.generation
+            idx = self.dense_index(space, gen)
+            q = np.atleast_2d(queries)
+            if idx.dim and q.shape[1] != idx.dim:
+                raise AspectragError(f"query vectors have {q.shape[1]} dims but space '{space}' "
+                                     f"has {idx.dim}; was the index built with another embedder?")
+            return self._to_scored(idx.search(q, k, self._mask(idx.rowids, sources)), gen)
 
 
     def vector_search_spaces(
@@ -506,6 +531,13 @@ class SQLiteStore:
         one ``vector_search`` result per pair. Spaces of one dimension are searched together
         (one batched product over their stacked vectors and one vectorised exact top-k), and
         chunk ids are looked up once for all."""
+        with self.reading():
+            return self._vector_search_spaces(searches, k, sources)
+
+    def _vector_search_spaces(
+        self, searches: Sequence[tuple[str, np.ndarray]], k: int,
+        sources: Sequence[str] | None = None,
+    ) -> list[list[list[ScoredId]]]:
         gen = self.generation
         flat: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(searches)
         groups: dict[int, list[int]] = {}
