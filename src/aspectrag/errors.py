@@ -25,3 +25,17 @@ class IndexMismatchError(AspectragError):
 
 class ConfigError(AspectragError):
     """A configuration value is missing or invalid."""
+
+
+class BlockedURLError(LoadError):
+    """A URL was refused by the SSRF guard (:func:`aspectrag.ingest.net.check_public_url`):
+    not http(s), or its host resolves to a loopback, private, link-local, multicast, reserved,
+    unspecified or cloud-metadata address that no allow-list entry covers.
+
+    A :class:`LoadError` (so an ingest reports it per source), hence an :class:`AspectragError`.
+
+    Attributes:
+        source: the refused URL.
+        reason: one line, e.g. ``"refused: 127.0.0.1 is a loopback address (allow it with
+            --allow-host 127.0.0.1)"``.
+    """

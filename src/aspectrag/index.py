@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aspectrag.config import ChunkingConfig, default_index_path
 from aspectrag.embed.base import Embedder
@@ -25,7 +25,10 @@ from aspectrag.ingest.pipeline import ingest as _ingest
 from aspectrag.ingest.pipeline import remove as _remove
 from aspectrag.retrieve.base import Retriever
 from aspectrag.store.base import Store
-from aspectrag.types import Answer, Hit
+from aspectrag.types import Answer, Document, Hit
+
+if TYPE_CHECKING:
+    from aspectrag.ingest.crawl.report import CrawlReport
 
 DEFAULT_RETRIEVER = "hybrid"
 
@@ -78,10 +81,21 @@ class Index:
         return build_embedder(recorded=self.store.get_meta("embedder"), heads=heads)
 
     def ingest(self, sources: Sequence[str | Path], *, glob: str | None = None,
-               progress: bool = False) -> IngestReport:
-        """Ingest files, folders and URLs (see :func:`aspectrag.ingest.pipeline.ingest`)."""
+               progress: bool = False, allow_hosts: Sequence[str] = (),
+               documents: Sequence[Document] = ()) -> IngestReport:
+        """Ingest files, folders and URLs (see :func:`aspectrag.ingest.pipeline.ingest`);
+        ``allow_hosts``: hosts / CIDRs the SSRF guard lets through; ``documents``: already
+        loaded documents ingested along."""
         return _ingest(self.store, self.embedder, [str(s) for s in sources], glob=glob,
-                       splitter=make_splitter(self.embedder, self.chunking), progress=progress)
+                       splitter=make_splitter(self.embedder, self.chunking), progress=progress,
+                       allow_hosts=allow_hosts, documents=documents)
+
+    def crawl(self, seeds: Sequence[str], **options: Any) -> CrawlReport:
+        """Crawl web pages from ``seeds`` into this index (see
+        :func:`aspectrag.ingest.crawl.crawl` for the options); returns a ``CrawlReport``."""
+        from aspectrag.ingest.crawl import crawl
+
+        return crawl(self, seeds, **options)
 
     def remove(self, source: str | Path) -> int:
         """Delete a document (or every document under a folder / in a corpus file).

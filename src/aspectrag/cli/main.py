@@ -94,6 +94,10 @@ def ingest(
         console.print(f"[red]failed[/] {src}: {reason}", highlight=False)
     for src, reason in rep.skipped:
         console.print(f"[yellow]skipped[/] {src}: {reason}", highlight=False)
+    if rep.skipped_types:
+        console.print("skipped files of unsupported types: " + ", ".join(
+            f"{n} {ext}" for ext, n in sorted(rep.skipped_types.items(), key=lambda kv: -kv[1])),
+            highlight=False)
     embed_share = rep.embed_seconds / rep.seconds if rep.seconds else 0.0
     console.print(
         f"{rep.added} added, {rep.updated} updated, {rep.unchanged} unchanged, "
@@ -377,5 +381,5 @@ def eval_beir(
 
 # Feature modules register their commands on import.
 for _module in ("aspectrag.cli.train", "aspectrag.cli.rerank", "aspectrag.cli.heads",
-                "aspectrag.cli.eval_mrag"):
+                "aspectrag.cli.eval_mrag", "aspectrag.cli.crawl"):
     __import__(_module)

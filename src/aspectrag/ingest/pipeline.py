@@ -28,6 +28,7 @@ log = logging.getLogger("aspectrag.ingest")
 class IngestReport:
     """What an ingest did. ``failed`` and ``skipped`` hold ``(source, reason)`` pairs;
     ``removed`` counts documents deleted because a re-ingested corpus file no longer has them;
+    ``skipped_types`` counts files of folders skipped for an unsupported extension, by extension;
     ``seconds`` is wall time, ``embed_seconds`` the part spent in the embedder."""
 
     added: int = 0
@@ -37,6 +38,7 @@ class IngestReport:
     chunks: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped_types: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -81,6 +83,8 @@ def ingest(
     splitter: Splitter | None = None,
     batch_chunks: int = 256,
     progress: bool = True,
+    allow_hosts: Sequence[str] = (),
+    documents: Sequence[Document] = (),
 ) -> IngestReport:
     """Ingest files, folders (recursive; ``glob`` filters names) and http(s) URLs into ``store``.
 
@@ -90,6 +94,10 @@ def ingest(
         sources: paths or URLs.
         batch_chunks: chunks per embedding call.
         progress: show progress bars (reading, then embedding with chunks/s).
+        allow_hosts: hosts / CIDRs the URL loader's SSRF guard lets through (default: loopback,
+            private, link-local and metadata addresses are refused).
+        documents: already loaded documents (e.g. crawled pages) ingested with ``sources``;
+            ``source`` and ``fingerprint`` must be set (an unchanged fingerprint is skipped).
 
     Returns:
         The :class:`IngestReport`; sources that failed to load are listed, not raised.
@@ -104,27 +112,33 @@ def ingest(
     splitter = splitter or make_splitter(embedder)
     report = IngestReport()
     pending: list[tuple[Document, list[Chunk], bool]] = []  # (doc, chunks, is_update)
-    files = discover(list(sources), glob)
+    files = discover(list(sources), glob, skipped_types=report.skipped_types)
     seen: set[str] = set()
     stale: list[str] = []  # documents of a container file (corpus.jsonl) no longer in it
+
+    def take(doc: Document) -> bool:
+        if doc.source in seen:
+            return False
+        seen.add(doc.source)
+        old = store.fingerprint(doc.source)
+        if old is not None and old == doc.fingerprint:
+            report.unchanged += 1
+            return True
+        chunks = splitter.split(doc)
+        if not chunks:
+            report.skipped.append((doc.source, "no text to index"))
+            return True
+        pending.append((doc, chunks, old is not None))
+        return True
+
+    for doc in documents:
+        if not doc.source or not doc.fingerprint:
+            raise ValueError(f"document {doc.doc_id!r}: source and fingerprint are required")
+        take(doc)
     with _bar(progress, "reading", len(files), "file") as bar:
         for src in files:
             try:
-                loaded: list[str] = []
-                for doc in load(src):
-                    if doc.source in seen:
-                        continue
-                    seen.add(doc.source)
-                    loaded.append(doc.source)
-                    old = store.fingerprint(doc.source)
-                    if old is not None and old == doc.fingerprint:
-                        report.unchanged += 1
-                        continue
-                    chunks = splitter.split(doc)
-                    if not chunks:
-                        report.skipped.append((doc.source, "no text to index"))
-                        continue
-                    pending.append((doc, chunks, old is not None))
+                loaded = [doc.source for doc in load(src, allow_hosts=allow_hosts) if take(doc)]
                 stale += _stale_members(store, src, loaded)
             except LoadError as e:
                 report.failed.append((e.source, e.reason))

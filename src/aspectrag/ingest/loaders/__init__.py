@@ -9,6 +9,7 @@ Entry points:
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -85,16 +86,24 @@ def get_loader(source: str, loaders: Sequence[Loader] | None = None) -> Loader:
     raise LoadError(source, f"unsupported file type {kind!r} (supported: {SUPPORTED})")
 
 
-def load(source: str, loaders: Sequence[Loader] | None = None) -> Iterator[Document]:
+def load(
+    source: str, loaders: Sequence[Loader] | None = None, *, allow_hosts: Sequence[str] = ()
+) -> Iterator[Document]:
     """Documents of one file or URL (one per line for a BEIR corpus.jsonl).
 
     This is a generator: every error, including an unsupported type, is raised while iterating.
+    ``allow_hosts`` (hosts / CIDRs) is passed to the URL loader's SSRF guard: without it,
+    loopback, private, link-local and metadata addresses are refused.
 
     Raises:
         LoadError: naming ``source`` and the reason (missing, empty, binary, undecodable, corrupt,
             unsupported type, HTTP error, too large...).
     """
-    yield from get_loader(source, loaders).load(source)
+    loader = get_loader(source, loaders)
+    if allow_hosts and isinstance(loader, UrlLoader):
+        loader = copy.copy(loader)
+        loader.allow_hosts = tuple(loader.allow_hosts) + tuple(allow_hosts)
+    yield from loader.load(source)
 
 
 def _matches(rel: str, name: str, pattern: str) -> bool:
@@ -103,7 +112,11 @@ def _matches(rel: str, name: str, pattern: str) -> bool:
 
 
 def discover(
-    paths: Sequence[str], glob: str | None = None, loaders: Sequence[Loader] | None = None
+    paths: Sequence[str],
+    glob: str | None = None,
+    loaders: Sequence[Loader] | None = None,
+    *,
+    skipped_types: dict[str, int] | None = None,
 ) -> list[str]:
     """Expand ``paths`` into the sources to load.
 
@@ -112,7 +125,8 @@ def discover(
     recursively in sorted order, skipping hidden files and folders (names starting with "."),
     keeping files that match ``glob`` (``fnmatch`` on the file name or the path relative to the
     folder, e.g. ``"*.pdf"`` or ``"papers/*.pdf"``) and that some loader can read; others are
-    skipped silently (counted in a debug log line). Duplicates are dropped, first occurrence kept.
+    skipped, counted by lower-case extension (``"(none)"`` for files without one) into
+    ``skipped_types`` when given. Duplicates are dropped, first occurrence kept.
 
     Returns:
         Absolute file paths and URLs, in order.
@@ -152,6 +166,9 @@ def discover(
                     found.append(full)
                 else:
                     skipped += 1
+                    if skipped_types is not None:
+                        ext = Path(name).suffix.lower() or "(none)"
+                        skipped_types[ext] = skipped_types.get(ext, 0) + 1
         if skipped:
             log.debug("%s: %d files of unsupported types skipped", root, skipped)
         for full in sorted(found):
