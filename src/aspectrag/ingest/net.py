@@ -117,6 +117,9 @@ def check_public_url(url: str, allow: Sequence[str] = ()) -> None:
                                        f"(--allow-host {host}) to fetch it")
 
 
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
 class RedirectError(Exception):
     """Too many redirects, or a redirect loop (``loop`` True); ``chain`` lists the URLs."""
 
@@ -157,9 +160,9 @@ def open_guarded(
             check_hop(current)
         chain.append(current)
         resp = client.send(client.build_request("GET", current, headers=headers), stream=True)
-        if not resp.is_redirect:
-            return resp, chain
         location = resp.headers.get("location", "")
+        if resp.status_code not in REDIRECT_STATUSES or not location:
+            return resp, chain
         resp.close()
         target = str(resp.url.join(location)).split("#", 1)[0]
         if target in chain:

@@ -38,6 +38,7 @@ def _version() -> str:
 #: The crawler's ``User-Agent``; robots.txt groups for ``aspectrag`` apply to it.
 USER_AGENT = f"aspectrag/{_version()} (+https://github.com/aspectrag/aspectrag)"
 STATE_FILE = "crawl.sqlite"
+_ALREADY = "redirects to a page already crawled"
 
 
 class CrawlTarget(Protocol):
@@ -98,6 +99,7 @@ class Crawler:
         self.pending: list[tuple[str, Document]] = []
         self.host_pages: dict[str, int] = {}
         self.variants: set[str] = set()
+        self.finished: set[str] = set()  # keys holding a document (read by redirect hop checks)
         self.scope = Scope(opts.scope, [s for s in self.seeds if _http(s)] or ["http://x/"])
 
     # -- outcomes ---------------------------------------------------------------------------
@@ -139,6 +141,7 @@ class Crawler:
         for source, chash, raw in st.signatures():
             self.dedup.add(source, chash, Deduplicator.from_bytes(raw))
         self.frontier = deque(st.queued())
+        self.finished = st.finished_keys()
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> CrawlReport:
@@ -224,8 +227,11 @@ class Crawler:
 
     def _hop(self, url: str) -> None:
         """Redirect hop check (the SSRF guard runs separately): scope and robots.txt."""
-        if normalize(url) not in self.scope:
+        norm = normalize(url)
+        if norm not in self.scope:
             raise BlockedURLError(url, "redirected out of the crawl scope")
+        if url_key(norm) in self.finished:
+            raise BlockedURLError(norm, _ALREADY)
         self.robots.check(url)
 
     # -- one fetched page -------------------------------------------------------------------
@@ -235,15 +241,18 @@ class Crawler:
         rep.stages["fetch"] += res.seconds
         if res.kind in ("blocked", "redirect-loop", "redirects"):
             reason = res.error or ""
+            if reason == _ALREADY:
+                return self._skip(row.key, row.url, reason, dup_of=res.refused_url)
             if res.kind == "redirects":
                 reason = f"redirect chain longer than {opts.max_redirects} hops ({reason})"
-            elif res.kind == "blocked" and len(res.chain) > 1:
-                reason = f"{reason} (redirect hop {res.chain[-1]})"
+            elif res.kind == "blocked" and res.refused_url != row.url:
+                reason = f"{reason} (redirect hop {res.refused_url})"
             return self._skip(row.key, row.url, reason)
         if res.error:
             return self._fail(row.key, row.url, res.error)
         if res.status == 304:
             self.state.finish(row.key, "unchanged")
+            self.finished.add(row.key)
             rep.unchanged += 1
             return None
         if res.status != 200:
@@ -254,8 +263,7 @@ class Crawler:
             if final_key != row.key:
                 st = self.state.status(final_key)
                 if st is not None and st[0] not in ("queued", "skipped"):
-                    return self._skip(row.key, row.url, "redirects to a page already crawled",
-                                      dup_of=st[1])
+                    return self._skip(row.key, row.url, _ALREADY, dup_of=st[2])
                 self._alias(final_key, final, row, "redirect")
         te = time.perf_counter()
         ctype = res.headers.get("content-type", "")
@@ -276,11 +284,15 @@ class Crawler:
         if page.canonical and _http(page.canonical) and normalize(page.canonical) in self.scope:
             canonical = normalize(page.canonical)
             ckey = url_key(canonical)
+            owner = self.state.owner(canonical)
+            if owner is not None and owner != row.key:
+                return self._skip(row.key, row.url, "its canonical page was already crawled",
+                                  dup_of=canonical)
             if ckey not in (row.key, url_key(final)):
                 st = self.state.status(ckey)
                 if st is not None and st[0] in ("fetched", "indexed", "unchanged"):
                     return self._skip(row.key, row.url, "its canonical page was already crawled",
-                                      dup_of=st[1])
+                                      dup_of=st[2])
                 self._alias(ckey, canonical, row, "canonical link")
             source = canonical
         doc = page.doc
@@ -297,6 +309,7 @@ class Crawler:
         chash = content_hash(doc.text)
         if row.content_hash == chash and row.source == source:  # recrawl, content unchanged
             self.state.finish(row.key, "unchanged", **validators)
+            self.finished.add(row.key)
             rep.unchanged += 1
             rep.stages["dedup"] += time.perf_counter() - td
             return None
@@ -322,6 +335,7 @@ class Crawler:
             **{k: v for k, v in validators.items() if v}})
         self.state.finish(row.key, "fetched", source=source, content_hash=chash, document=doc,
                           **validators)
+        self.finished.update({row.key, url_key(source)})
         self.pending.append((row.key, doc))
         return None
 

@@ -17,6 +17,7 @@ from datasketch import MinHash, MinHashLSH
 
 NUM_PERM = 128
 SHINGLE = 5
+SCHEME = "affine32"  # datasketch's hash family (fixed, so stored signatures stay comparable)
 _NON_WORD = re.compile(r"\W+")
 
 
@@ -33,7 +34,7 @@ def minhash(text: str) -> MinHash:
     """MinHash (128 permutations) of the word 5-shingles of the normalised text."""
     words = normalise_text(text).split()
     shingles = {" ".join(words[i:i + SHINGLE]) for i in range(max(1, len(words) - SHINGLE + 1))}
-    m = MinHash(num_perm=NUM_PERM)
+    m = MinHash(num_perm=NUM_PERM, scheme=SCHEME)
     m.update_batch([s.encode("utf-8") for s in shingles])
     return m
 
@@ -82,8 +83,10 @@ class Deduplicator:
 
     @staticmethod
     def to_bytes(sig: MinHash) -> bytes:
-        return sig.hashvalues.astype(np.uint64).tobytes()
+        """The signature as bytes: the ``SCHEME`` hash values, uint64 little-endian."""
+        return sig.hashvalues.astype("<u8").tobytes()
 
     @staticmethod
     def from_bytes(raw: bytes) -> MinHash:
-        return MinHash(num_perm=NUM_PERM, hashvalues=np.frombuffer(raw, dtype=np.uint64))
+        return MinHash(num_perm=NUM_PERM, scheme=SCHEME,
+                       hashvalues=np.frombuffer(raw, dtype="<u8").astype(np.uint64))

@@ -4,8 +4,8 @@ robots/scope check), a total time limit and a size limit."""
 from __future__ import annotations
 
 import time
-from contextlib import closing
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import httpx
@@ -20,7 +20,7 @@ class FetchResult:
 
     ``chain`` lists every URL requested (the first is the one asked for, the last the final URL);
     ``error`` is a one-line reason when no usable response came back and ``kind`` then names the
-    failure (``blocked``, ``redirect-loop``, ``redirects``, ``timeout``, ``connection``,
+    failure (``blocked``: ``refused_url`` is the refused hop, ``redirect-loop``, ``redirects``, ``timeout``, ``connection``,
     ``too-large``, ``http``); ``seconds`` is wall time of the request.
     """
 
@@ -31,6 +31,7 @@ class FetchResult:
     body: bytes = b""
     error: str | None = None
     kind: str | None = None
+    refused_url: str | None = None
     seconds: float = 0.0
 
     @property
@@ -94,7 +95,7 @@ class Fetcher:
                     res.error = f"HTTP {resp.status_code} {resp.reason_phrase}".rstrip()
                     res.kind = "http"
         except BlockedURLError as exc:
-            res.error, res.kind = exc.reason, "blocked"
+            res.error, res.kind, res.refused_url = exc.reason, "blocked", exc.source
         except RedirectError as exc:
             res.chain = exc.chain
             res.error, res.kind = str(exc), "redirect-loop" if exc.loop else "redirects"

@@ -88,11 +88,22 @@ class CrawlState:
         return gen
 
     # -- frontier ---------------------------------------------------------------------------
-    def status(self, key: str) -> tuple[str, str | None] | None:
-        """``(status, source_or_url)`` of ``key``, or None if never seen."""
-        row = self.db.execute("SELECT status, COALESCE(source, url) FROM urls WHERE key = ?",
+    def status(self, key: str) -> tuple[str, str, str] | None:
+        """``(status, url, source_or_url)`` of ``key``, or None if never seen."""
+        row = self.db.execute("SELECT status, url, COALESCE(source, url) FROM urls WHERE key = ?",
                               (key,)).fetchone()
-        return (row[0], row[1]) if row else None
+        return (row[0], row[1], row[2]) if row else None
+
+    def finished_keys(self) -> set[str]:
+        """Keys of pages holding a document (fetched, indexed, unchanged)."""
+        return {k for (k,) in self.db.execute(
+            "SELECT key FROM urls WHERE status IN ('fetched', 'indexed', 'unchanged')")}
+
+    def owner(self, source: str) -> str | None:
+        """Key of the page already holding document ``source`` (fetched, indexed or unchanged)."""
+        row = self.db.execute("SELECT key FROM urls WHERE source = ? AND status IN "
+                              "('fetched', 'indexed', 'unchanged') LIMIT 1", (source,)).fetchone()
+        return row[0] if row else None
 
     def add(self, key: str, url: str, depth: int, status: str = "queued",
             reason: str | None = None, dup_of: str | None = None) -> bool:

@@ -4,8 +4,8 @@ the SSRF guard on every redirect hop) and parses the body with the HTML, PDF or 
 from __future__ import annotations
 
 import time
-from contextlib import closing
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
