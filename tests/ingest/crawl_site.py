@@ -49,6 +49,7 @@ class Site:
             self.archives = {}
         self.robots_extra = robots_extra
         self.log: list[str] = []
+        self.times: list[float] = []  # time.monotonic() of each request in ``log``
         self.changed: dict[str, bytes] = {}  # slug -> replacement body (tests edit posts)
         self._lock = threading.Lock()
 
@@ -101,6 +102,7 @@ class Site:
             def do_GET(self) -> None:  # noqa: N802
                 with site._lock:
                     site.log.append(self.path)
+                    site.times.append(time.monotonic())
                 site.route(self)
 
         class Server(ThreadingHTTPServer):

@@ -100,6 +100,7 @@ class Crawler:
         self.host_pages: dict[str, int] = {}
         self.variants: set[str] = set()
         self.finished: set[str] = set()  # keys holding a document (read by redirect hop checks)
+        self.in_flight: set[str] = set()  # keys being fetched now
         self.scope = Scope(opts.scope, [s for s in self.seeds if _http(s)] or ["http://x/"])
 
     # -- outcomes ---------------------------------------------------------------------------
@@ -187,6 +188,7 @@ class Crawler:
                     fut = pool.submit(self.fetcher.get, row.url, etag=row.etag,
                                       last_modified=row.last_modified, check_hop=self._hop)
                     inflight[fut] = (row, host)
+                    self.in_flight.add(row.key)
                     submitted += 1
             if inflight:
                 hosts = {host_of(r.url) for r in self.frontier}
@@ -196,6 +198,7 @@ class Crawler:
                     row, host = inflight.pop(fut)
                     self.pacer.done(host)
                     self._handle(row, fut.result())
+                    self.in_flight.discard(row.key)
                     bar.update(self.report, len(self.frontier) + len(inflight),
                                time.perf_counter() - t0)
                 if len(self.pending) >= self.opts.batch_pages:
@@ -230,7 +233,8 @@ class Crawler:
         norm = normalize(url)
         if norm not in self.scope:
             raise BlockedURLError(url, "redirected out of the crawl scope")
-        if url_key(norm) in self.finished:
+        key = url_key(norm)
+        if key in self.finished or key in self.in_flight:
             raise BlockedURLError(norm, _ALREADY)
         self.robots.check(url)
 
@@ -357,7 +361,7 @@ class Crawler:
                 continue
             st = self.state.status(key)
             if st is not None:
-                if link != st[1] and norm != st[1] and link not in self.variants:
+                if link != st[1] and link not in self.variants:
                     self.variants.add(link)
                     self.report.skipped.append(SkippedPage(
                         link, "same page as another URL after normalisation (tracking or "

@@ -47,17 +47,24 @@ def _directives(value: str) -> set[str]:
     return {d.strip().lower() for d in re.split(r"[,\s]+", value) if d.strip()}
 
 
+_KNOWN = frozenset({"all", "noindex", "nofollow", "none", "noarchive", "nosnippet",
+                    "notranslate", "noimageindex", "unavailable_after", "max-snippet",
+                    "max-image-preview", "max-video-preview", "indexifembedded"})
+
+
 def robots_header(value: str, agent: str) -> set[str]:
-    """Directives of an ``X-Robots-Tag`` header that apply to us (no agent prefix, or ours)."""
+    """Directives of an ``X-Robots-Tag`` header that apply to us: those without a user-agent
+    prefix and those after ``<agent>:`` (a prefix applies until the next one, as Google reads
+    ``googlebot: noindex, nofollow``)."""
     out: set[str] = set()
+    applies = True
     for part in value.split(","):
         name, sep, rest = part.partition(":")
-        if sep and name.strip().lower() not in ("noindex", "nofollow", "none", "all",
-                                                "unavailable_after"):
-            if name.strip().lower() in (agent.lower(), "*"):
-                out |= _directives(rest)
-            continue
-        out |= _directives(part)
+        if sep and name.strip().lower() not in _KNOWN:
+            applies = name.strip().lower() in (agent.lower(), "*")
+            part = rest
+        if applies:
+            out |= _directives(part)
     return out
 
 
