@@ -203,3 +203,25 @@ def test_quality_filter_boilerplate_ratio(site, tmp_path):
     reasons = {s.url: s.reason for s in rep.skipped}
     assert rep.indexed == []
     assert reasons[f"{site.base}/posts/{AGENT}/"].startswith("quality: mostly boilerplate")
+
+
+def test_duplicates_of_documents_the_index_already_holds(site, tmp_path):
+    idx = _index(tmp_path)
+    idx.ingest([POSTS / f"{AGENT}.html"])  # the same post, ingested from a file earlier
+    rep = idx.crawl([site.base + "/"], max_pages=60, **FAST)
+    agent = {s.url: s for s in rep.skipped}[f"{site.base}/posts/{AGENT}/"]
+    assert agent.reason.startswith("near-duplicate") and agent.duplicate_of == str(
+        (POSTS / f"{AGENT}.html").resolve())
+    assert sorted(rep.indexed) == sorted(f"{site.base}/posts/{s}/" for s in SLUGS[1:])
+
+
+def test_nothing_to_do_note_and_recrawl_restores_a_removed_page(site, tmp_path):
+    idx = _index(tmp_path)
+    opts = {**FAST, "max_depth": 0}
+    url = f"{site.base}/posts/{AGENT}/"
+    assert idx.crawl([url], max_pages=3, **opts).indexed == [url]
+    rep = idx.crawl([url], max_pages=3, **opts)
+    assert rep.fetched == 0 and "use --recrawl" in rep.notes[0]
+    assert idx.remove(url) == 1
+    rep = idx.crawl([url], max_pages=3, recrawl=True, **opts)
+    assert rep.indexed == [url] and idx.store.sources() == [url]

@@ -56,6 +56,8 @@ def crawl(
     if as_json:
         print(json.dumps(rep.to_dict(), ensure_ascii=False, indent=1))
         return
+    for note in rep.notes:
+        console.print(note, highlight=False)
     for url, reason in rep.failed:
         console.print(f"[red]failed[/] {url}: {reason}", highlight=False)
     if verbose_skips:

@@ -80,6 +80,9 @@ def ingest(
     token_cache: Annotated[bool, typer.Option(
         help="Also store the chunks' token vectors for --rerank late-interaction "
              "(<index>/token_vectors.sqlite; like `aspectrag rerank cache`).")] = False,
+    allow_host: Annotated[list[str] | None, typer.Option(
+        "--allow-host", help="Host or CIDR that URL sources may resolve to although it is not "
+                             "public (e.g. 127.0.0.1). Repeatable.")] = None,
 ) -> None:
     """Add or update documents; unchanged ones are skipped. Exit code 1 if some failed."""
     from aspectrag.config import ChunkingConfig
@@ -87,7 +90,8 @@ def ingest(
     idx = open_index(index, embedder_adapter)
     idx.chunking = ChunkingConfig(chunk_size, chunk_overlap)
     try:
-        rep = idx.ingest(sources, glob=glob, progress=sys.stderr.isatty())
+        rep = idx.ingest(sources, glob=glob, progress=sys.stderr.isatty(),
+                         allow_hosts=tuple(allow_host or ()))
     except AspectragError as e:
         fail(str(e))
     for src, reason in rep.failed:

@@ -3,6 +3,7 @@ de-duplicate -> ingest in batches, every outcome committed to the crawl state.""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ from aspectrag.ingest.crawl.sitemap import sitemap_urls
 from aspectrag.ingest.crawl.state import CrawlState, UrlRow
 from aspectrag.ingest.crawl.urls import Scope, host_of, normalize, trap_reason, url_key
 from aspectrag.types import Document
+
+log = logging.getLogger("aspectrag.crawl")
 
 
 def _version() -> str:
@@ -76,6 +79,7 @@ class CrawlOptions:
     max_pages_per_host: int | None = None
     user_agent: str = USER_AGENT
     batch_pages: int = 16
+    dedup_index: bool = True
     progress: bool = False
 
 
@@ -139,10 +143,36 @@ class Crawler:
                 for url in sitemap_urls(self.fetcher, maps):
                     if _http(url) and normalize(url) in self.scope:
                         st.add(url_key(url), normalize(url), 0)
-        for source, chash, raw in st.signatures():
-            self.dedup.add(source, chash, Deduplicator.from_bytes(raw))
+        self._load_signatures()
         self.frontier = deque(st.queued())
+        if not self.frontier and not self.pending and not self.opts.recrawl:
+            self.report.notes.append("nothing to do: these seeds were crawled before (use "
+                                     "--recrawl to check the pages for changes)")
         self.finished = st.finished_keys()
+
+    def _load_signatures(self) -> None:
+        """Signatures of what the index holds: pages of earlier crawls (kept in the state) and
+        documents ingested otherwise (files, URLs: computed once from their chunks and kept).
+        Signatures of documents no longer in the index are dropped."""
+        st, store = self.state, self.target.store
+        in_index = set(store.sources())
+        crawled = st.crawled_sources()
+        rows = st.signatures()
+        gone = [src for src, _, _ in rows if src not in in_index and src not in crawled]
+        st.drop_signatures(gone)
+        known = {src for src, _, _ in rows}
+        missing = in_index - known - crawled
+        if missing and self.opts.dedup_index:
+            texts: dict[str, list[str]] = {}
+            for chunk in store.iter_chunks():
+                if chunk.source in missing:
+                    texts.setdefault(chunk.source, []).append(chunk.text)
+            for src, parts in texts.items():
+                text = "\n".join(parts)
+                sig = minhash(text)
+                st.put_signature(src, "index:" + content_hash(text), Deduplicator.to_bytes(sig))
+        for src, chash, raw in st.signatures():
+            self.dedup.add(src, chash, Deduplicator.from_bytes(raw))
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> CrawlReport:
@@ -185,8 +215,13 @@ class Crawler:
                     if not self._admit(row, host):
                         continue
                     self.pacer.start(host, now, self.robots.crawl_delay(row.url))
-                    fut = pool.submit(self.fetcher.get, row.url, etag=row.etag,
-                                      last_modified=row.last_modified, check_hop=self._hop)
+                    # conditional GET only when the index still holds the page
+                    held = row.source is not None and self.target.store.fingerprint(
+                        row.source) == row.content_hash
+                    fut = pool.submit(self.fetcher.get, row.url,
+                                      etag=row.etag if held else None,
+                                      last_modified=row.last_modified if held else None,
+                                      check_hop=self._hop)
                     inflight[fut] = (row, host)
                     self.in_flight.add(row.key)
                     submitted += 1
@@ -197,7 +232,11 @@ class Crawler:
                 for fut in done:
                     row, host = inflight.pop(fut)
                     self.pacer.done(host)
-                    self._handle(row, fut.result())
+                    try:
+                        self._handle(row, fut.result())
+                    except Exception as exc:  # a parser bug must not end the whole crawl
+                        log.exception("crawling %s failed", row.url)
+                        self._fail(row.key, row.url, f"{type(exc).__name__}: {exc}")
                     self.in_flight.discard(row.key)
                     bar.update(self.report, len(self.frontier) + len(inflight),
                                time.perf_counter() - t0)
@@ -311,7 +350,8 @@ class Crawler:
                                                 f"{opts.min_content_ratio:.0%})")
         td = time.perf_counter()
         chash = content_hash(doc.text)
-        if row.content_hash == chash and row.source == source:  # recrawl, content unchanged
+        if (row.content_hash == chash and row.source == source
+                and self.target.store.fingerprint(source) == chash):  # recrawl, unchanged
             self.state.finish(row.key, "unchanged", **validators)
             self.finished.add(row.key)
             rep.unchanged += 1
@@ -427,7 +467,9 @@ def crawl(target: CrawlTarget, seeds: Sequence[str], **options: Any) -> CrawlRep
     SSRF guard lets through), ``near_duplicate_threshold`` (MinHash Jaccard), ``timeout``
     (seconds per request, body included), ``max_redirects``, ``max_bytes``, ``min_text_chars``,
     ``min_content_ratio`` (main text / page text), ``max_url_length``, ``max_query_params``,
-    ``max_pages_per_host``, ``user_agent``, ``batch_pages``, ``progress``.
+    ``max_pages_per_host``, ``user_agent``, ``batch_pages``, ``dedup_index`` (also treat
+    documents the index got from file / URL ingest as originals: their MinHash signatures are
+    computed once from their chunks), ``progress``.
 
     Returns:
         The :class:`CrawlReport` of this run.

@@ -34,6 +34,7 @@ class CrawlReport:
             the worker threads, so it can exceed wall time with concurrency > 1; ``extract``,
             ``dedup``, ``embed`` run in the main thread).
         budget_reached: the page budget stopped the crawl.
+        notes: things the user should know (e.g. "nothing to do: already crawled").
     """
 
     indexed: list[str] = field(default_factory=list)
@@ -47,6 +48,7 @@ class CrawlReport:
     stages: dict[str, float] = field(
         default_factory=lambda: {"fetch": 0.0, "extract": 0.0, "dedup": 0.0, "embed": 0.0})
     budget_reached: bool = False
+    notes: list[str] = field(default_factory=list)
 
     @property
     def pages_per_second(self) -> float:

@@ -151,7 +151,7 @@ class CrawlState:
         """Queue every indexed / unchanged / failed page again (validators kept); returns how
         many."""
         cur = self.db.execute(
-            "UPDATE urls SET status = 'queued', reason = NULL, gen = ? "
+            "UPDATE urls SET status = 'queued', reason = NULL, gen = ?, fetched_at = NULL "
             "WHERE status IN ('indexed', 'unchanged', 'failed')", (self.generation,))
         return cur.rowcount
 
@@ -175,6 +175,17 @@ class CrawlState:
     def put_signature(self, source: str, content_hash: str, minhash: bytes) -> None:
         self.db.execute("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?)",
                         (source, content_hash, minhash))
+
+    def drop_signatures(self, sources: list[str]) -> None:
+        with self.db:
+            self.db.executemany("DELETE FROM signatures WHERE source = ?",
+                                [(x,) for x in sources])
+
+    def crawled_sources(self) -> set[str]:
+        """Document sources of pages fetched by a crawl (any status holding a document)."""
+        return {x for (x,) in self.db.execute(
+            "SELECT source FROM urls WHERE source IS NOT NULL AND status IN "
+            "('fetched', 'indexed', 'unchanged', 'queued')")}
 
     def counts(self) -> dict[str, int]:
         """Rows by status."""

@@ -4,7 +4,7 @@ Entry points:
     ``discover(paths, glob)`` expands folders into the files a loader can read;
     ``load(source)`` yields the documents of one file or URL, using the first loader whose
     ``can_load`` accepts it (``default_loaders()``: BEIR corpus.jsonl, http(s) URL, HTML, PDF,
-    text/Markdown).
+    docx / pptx / xlsx / csv, epub, text/Markdown).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from aspectrag.errors import LoadError
 from aspectrag.ingest.base import Loader
 from aspectrag.ingest.loaders.beir import BeirCorpusLoader
 from aspectrag.ingest.loaders.common import resolve_path
+from aspectrag.ingest.loaders.epub import EpubLoader
 from aspectrag.ingest.loaders.html import HtmlLoader
+from aspectrag.ingest.loaders.office import OfficeLoader
 from aspectrag.ingest.loaders.pdf import PdfLoader
 from aspectrag.ingest.loaders.text import TextLoader
 from aspectrag.ingest.loaders.url import UrlLoader, is_url
@@ -28,7 +30,9 @@ from aspectrag.types import Document
 
 __all__ = [
     "BeirCorpusLoader",
+    "EpubLoader",
     "HtmlLoader",
+    "OfficeLoader",
     "PdfLoader",
     "TextLoader",
     "UrlLoader",
@@ -41,7 +45,8 @@ __all__ = [
 
 log = logging.getLogger("aspectrag.ingest")
 
-SUPPORTED = ".txt .md .html .htm .pdf, corpus.jsonl (BEIR), http(s) URLs"
+SUPPORTED = (".txt .md .html .htm .pdf .docx .pptx .xlsx .csv .epub, corpus.jsonl (BEIR), "
+             "http(s) URLs")
 
 
 def default_loaders(
@@ -59,6 +64,8 @@ def default_loaders(
         UrlLoader(timeout=url_timeout, max_redirects=url_max_redirects, max_bytes=url_max_bytes),
         HtmlLoader(),
         PdfLoader(),
+        OfficeLoader(),
+        EpubLoader(),
         TextLoader(),
     ]
 
