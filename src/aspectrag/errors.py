@@ -42,6 +42,8 @@ class StoreError(AspectragError):
 
 class IndexBusyError(StoreError):
     """Another process is writing the index and the caller asked not to wait (``--no-wait``)."""
+
+
 class InvalidRequestError(AspectragError):
     """A request argument is invalid (``k`` < 1, an empty query, a query with no searchable
     token...). The message names the argument, the value and the limit.
@@ -68,3 +70,17 @@ class IndexNotFoundError(AspectragError):
             f"no index at {location}; run `aspectrag ingest ... --index {location}` first"
         )
         self.location = location
+
+
+class BlockedURLError(LoadError):
+    """A URL was refused by the SSRF guard (:func:`aspectrag.ingest.net.check_public_url`):
+    not http(s), or its host resolves to a loopback, private, link-local, multicast, reserved,
+    unspecified or cloud-metadata address that no allow-list entry covers.
+
+    A :class:`LoadError` (so an ingest reports it per source), hence an :class:`AspectragError`.
+
+    Attributes:
+        source: the refused URL.
+        reason: one line, e.g. ``"refused: 127.0.0.1 is a loopback address (allow it with
+            --allow-host 127.0.0.1)"``.
+    """

@@ -28,6 +28,13 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "lxml": ("html", "lxml"),
     "pypdf": ("pdf", "pypdf"),
     "ranx": ("eval", "ranx"),
+    "courlan": ("crawl", "courlan"),
+    "protego": ("crawl", "protego"),
+    "datasketch": ("crawl", "datasketch"),
+    "docx": ("office", "python-docx"),
+    "pptx": ("office", "python-pptx"),
+    "openpyxl": ("office", "openpyxl"),
+    "ebooklib": ("office", "ebooklib"),
 }
 
 

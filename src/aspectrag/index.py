@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aspectrag.config import ChunkingConfig, default_index_path
 from aspectrag.embed.base import Embedder
@@ -36,6 +36,9 @@ from aspectrag.settings import get_settings
 from aspectrag.store.base import Store
 from aspectrag.types import Answer, Document, Hit, SearchResult
 from aspectrag.validate import require_index, validate_k, validate_query
+
+if TYPE_CHECKING:
+    from aspectrag.ingest.crawl.report import CrawlReport
 
 DEFAULT_RETRIEVER = "hybrid"
 
@@ -111,17 +114,35 @@ class Index:
                progress: bool = False, wait: bool = True,
                on_wait: Callable[[str], None] | None = None,
                on_progress: Callable[[int, int], None] | None = None,
-               max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> IngestReport:
+               max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, allow_hosts: Sequence[str] = (),
+               documents: Sequence[Document] = ()) -> IngestReport:
         """Ingest files, folders, URLs and in-memory Documents (see
         :func:`aspectrag.ingest.pipeline.ingest`), holding the index's exclusive writer lock
         for the whole ingest: with ``wait`` False a busy index raises
         :class:`~aspectrag.errors.IndexBusyError` at once, else ``on_wait(message)`` (default:
-        a warning log line) says whose ingest it waits for."""
-        items = [s if isinstance(s, Document) else str(s) for s in sources]
+        a warning log line) says whose ingest it waits for. ``allow_hosts``: hosts / CIDRs the
+        URL loader's SSRF guard lets through; ``documents``: loaded documents ingested along
+        (as if they were in ``sources``)."""
+        items = [s if isinstance(s, Document) else str(s) for s in sources] + list(documents)
         return _ingest(self.store, self.embedder, items, glob=glob,
                        splitter=make_splitter(self.embedder, self.chunking), progress=progress,
                        hooks=self._hooks(self.embedder), wait=wait, on_wait=on_wait, on_progress=on_progress,
-                       max_file_bytes=max_file_bytes)
+                       max_file_bytes=max_file_bytes, allow_hosts=allow_hosts)
+
+    def crawl(self, seeds: Sequence[str], **options: Any) -> CrawlReport:
+        """Crawl web pages from ``seeds`` into this index (see
+        :func:`aspectrag.ingest.crawl.crawl` for the options); returns a ``CrawlReport``.
+
+        Raises:
+            aspectrag.extras.MissingExtraError: the ``crawl`` extra is not installed.
+        """
+        from aspectrag.extras import optional_import
+
+        for module in ("courlan", "protego", "datasketch"):
+            optional_import(module, "crawling")
+        from aspectrag.ingest.crawl import crawl
+
+        return crawl(self, seeds, **options)
 
     def remove(self, source: str | Path, *, wait: bool = True,
                on_wait: Callable[[str], None] | None = None) -> int:

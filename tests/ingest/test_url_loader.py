@@ -12,8 +12,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from tests.conftest import shared_data
 
-from aspectrag.errors import LoadError
+from aspectrag.errors import BlockedURLError, LoadError
 from aspectrag.ingest.loaders import UrlLoader, load
+from aspectrag.ingest.net import check_public_url
+
+#: the test server runs on loopback, which the SSRF guard refuses unless allow-listed
+LOCAL = ("127.0.0.1",)
+
+
+def load_local(url: str) -> list:  # type: ignore[type-arg]
+    return list(load(url, allow_hosts=LOCAL))
 
 PAGE = (
     "<!DOCTYPE html><html><head><title>Local Test Page</title>"
@@ -42,6 +50,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         path = self.path
+        if path.startswith("/to-loopback"):  # a redirect into the loopback address
+            return self._redirect(f"http://127.0.0.1:{self.server.server_address[1]}/page.html")
         if path == "/loop":
             return self._redirect("/loop")
         if path.startswith("/hop/"):
@@ -142,7 +152,7 @@ def _reason(loader: UrlLoader, url: str) -> str:
 
 def test_html_page(server):
     url = f"{server}/page.html"
-    (doc,) = load(url)
+    (doc,) = load_local(url)
     assert doc.doc_id == doc.source == url
     assert doc.title == "Local Test Page"
     assert doc.fingerprint == hashlib.sha256(PAGE.encode()).hexdigest()
@@ -154,25 +164,25 @@ def test_html_page(server):
 
 
 def test_html_charset_from_http_header(server):
-    (doc,) = load(f"{server}/latin1.html")
+    (doc,) = load_local(f"{server}/latin1.html")
     assert "combines — naïvely — a retriever" in doc.text
 
 
 def test_real_blog_post_over_http(server):
     if not (shared_data() / "lilianweng-posts").is_dir():
         pytest.skip("shared data absent")
-    (doc,) = load(f"{server}/posts/agent/")
+    (doc,) = load_local(f"{server}/posts/agent/")
     assert doc.title == "LLM Powered Autonomous Agents"
     assert any(s.heading == "Task Decomposition" for s in doc.sections)
 
 
 def test_markdown_plain_text_and_declared_charset(server):
-    (md,) = load(f"{server}/notes.md")
+    (md,) = load_local(f"{server}/notes.md")
     assert md.title == "Remote Notes" and [s.heading for s in md.sections] == [
         "Remote Notes",
         "Part",
     ]
-    (txt,) = load(f"{server}/plain")
+    (txt,) = load_local(f"{server}/plain")
     assert txt.text == "café au lait" and txt.title == "plain"
 
 
@@ -180,13 +190,13 @@ def test_pdf_by_content_type_and_by_suffix(server):
     if not (shared_data() / "aragog").is_dir():
         pytest.skip("shared data absent")
     for path in ("/paper.pdf", "/download/paper.pdf"):
-        (doc,) = load(server + path)
+        (doc,) = load_local(server + path)
         assert [s.page for s in doc.sections] == [1, 2, 3, 4, 5]
         assert "DistilBERT" in doc.text
 
 
 def test_redirects_followed_up_to_the_limit(server):
-    loader = UrlLoader(max_redirects=3)
+    loader = UrlLoader(max_redirects=3, allow_hosts=LOCAL)
     (doc,) = loader.load(f"{server}/hop/3")
     assert doc.source == f"{server}/hop/3" and doc.metadata["url"] == f"{server}/page.html"
     assert "too many redirects (more than 3)" in _reason(loader, f"{server}/hop/4")
@@ -194,7 +204,7 @@ def test_redirects_followed_up_to_the_limit(server):
 
 
 def test_http_errors_and_dead_url(server):
-    loader = UrlLoader(timeout=2)
+    loader = UrlLoader(timeout=2, allow_hosts=LOCAL)
     assert _reason(loader, f"{server}/missing") == "HTTP 404 Not Found"
     assert _reason(loader, f"{server}/error").startswith("HTTP 500")
     with socket.socket() as s:  # a port with nothing listening
@@ -205,18 +215,58 @@ def test_http_errors_and_dead_url(server):
 
 
 def test_size_limit_and_content_type(server):
-    loader = UrlLoader(max_bytes=10_000)
+    loader = UrlLoader(max_bytes=10_000, allow_hosts=LOCAL)
     assert "too large (200,000 bytes; limit 10,000 bytes)" in _reason(loader, f"{server}/big.txt")
     assert "too large (over the limit 10,000 bytes)" in _reason(loader, f"{server}/huge-chunked")
     reason = _reason(loader, f"{server}/image.png")
     assert "unsupported content type 'image/png'" in reason and "text/html" in reason
-    (doc,) = UrlLoader(max_bytes=300_000).load(f"{server}/big.txt")
+    (doc,) = UrlLoader(max_bytes=300_000, allow_hosts=LOCAL).load(f"{server}/big.txt")
     assert len(doc.text) == 200_000
 
 
 def test_timeouts(server):
-    loader = UrlLoader(timeout=0.5)
+    loader = UrlLoader(timeout=0.5, allow_hosts=LOCAL)
     t0 = time.monotonic()
     assert _reason(loader, f"{server}/slow") == "timed out after 0.5 s"
     assert _reason(loader, f"{server}/trickle") == "timed out after 0.5 s"
     assert time.monotonic() - t0 < 3.0
+
+
+def test_ssrf_guard_refuses_non_public_addresses():
+    for url, why in [
+        ("http://127.0.0.1/", "loopback"),
+        ("http://[::1]:8080/x", "loopback"),
+        ("http://localhost/", "loopback"),
+        ("http://10.1.2.3/", "private"),
+        ("http://192.168.0.1/admin", "private"),
+        ("http://169.254.169.254/latest/meta-data/", "cloud metadata"),
+        ("http://[fd00:ec2::254]/", "cloud metadata"),
+        ("http://169.254.10.1/", "link-local"),
+        ("http://224.0.0.1/", "multicast"),
+        ("http://0.0.0.0/", "unspecified"),
+        ("http://[::ffff:127.0.0.1]/", "loopback"),
+        ("http://100.64.0.1/", "not a public"),
+        ("file:///etc/passwd", "only http(s)"),
+        ("gopher://example.org/", "only http(s)"),
+    ]:
+        with pytest.raises(BlockedURLError) as exc:
+            check_public_url(url)
+        assert why in exc.value.reason and exc.value.source == url, (url, exc.value.reason)
+    check_public_url("http://93.184.215.14/")  # a public literal: no DNS needed
+    check_public_url("http://127.0.0.1:8080/", allow=["127.0.0.1"])
+    check_public_url("http://10.1.2.3/", allow=["10.0.0.0/8"])
+    with pytest.raises(BlockedURLError):
+        check_public_url("http://10.1.2.3/", allow=["192.168.0.0/16"])
+
+
+def test_loader_refuses_loopback_by_default_and_on_every_redirect_hop(server):
+    with pytest.raises(BlockedURLError) as exc:
+        list(load(f"{server}/page.html"))
+    assert "loopback" in exc.value.reason and "--allow-host 127.0.0.1" in exc.value.reason
+    # allowed by host name "localhost", then redirected to the loopback IP: refused at the hop
+    port = server.rsplit(":", 1)[1]
+    with pytest.raises(BlockedURLError) as exc:
+        list(load(f"http://localhost:{port}/to-loopback", allow_hosts=["localhost"]))
+    assert exc.value.source == f"http://127.0.0.1:{port}/page.html"
+    (doc,) = load(f"http://localhost:{port}/to-loopback", allow_hosts=["localhost", "127.0.0.1"])
+    assert doc.metadata["url"] == f"http://127.0.0.1:{port}/page.html"

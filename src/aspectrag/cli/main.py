@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from aspectrag.cli import admin, eval_mrag, heads, rerank, train
+from aspectrag.cli import admin, crawl, eval_mrag, heads, rerank, train
 from aspectrag.cli.common import (
     DEFAULT_INDEX,
     AdapterOpt,
@@ -103,6 +103,9 @@ def ingest(
     max_file_size: Annotated[float, typer.Option(
         help="Per-file size limit in MB (larger files are reported as failed).")] = 50.0,
     no_wait: NoWaitOpt = False,
+    allow_host: Annotated[list[str] | None, typer.Option(
+        "--allow-host", help="Host or CIDR that URL sources may resolve to although it is not "
+                             "public (e.g. 127.0.0.1). Repeatable.")] = None,
 ) -> None:
     """Add or update documents; unchanged ones are skipped. Exit code 1 if some failed."""
     edge_setup()
@@ -112,7 +115,8 @@ def ingest(
     try:
         rep = idx.ingest(sources, glob=glob, progress=sys.stderr.isatty(), wait=not no_wait,
                          on_wait=lambda m: console.print(m, highlight=False, soft_wrap=True),
-                         max_file_bytes=int(max_file_size * 2**20))
+                         max_file_bytes=int(max_file_size * 2**20),
+                         allow_hosts=tuple(allow_host or ()))
         counts = idx.store.stats()
     except AspectragError as e:
         fail(str(e))
@@ -120,6 +124,10 @@ def ingest(
         console.print(f"[red]failed[/] {src}: {reason}", highlight=False)
     for src, reason in rep.skipped:
         console.print(f"[yellow]skipped[/] {src}: {reason}", highlight=False)
+    if rep.skipped_types:
+        console.print("skipped files of unsupported types: " + ", ".join(
+            f"{n} {ext}" for ext, n in sorted(rep.skipped_types.items(), key=lambda kv: -kv[1])),
+            highlight=False)
     embed_share = rep.embed_seconds / rep.seconds if rep.seconds else 0.0
     console.print(
         f"{rep.added} added, {rep.updated} updated, {rep.unchanged} unchanged, "
@@ -429,3 +437,4 @@ app.command("heads")(heads.heads_cmd)
 eval_app.command("mrag")(eval_mrag.eval_mrag)
 app.command("check")(admin.check)
 app.command("repair")(admin.repair)
+app.command("crawl")(crawl.crawl)

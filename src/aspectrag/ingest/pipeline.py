@@ -109,6 +109,7 @@ def ingest(
     wait: bool = True,
     on_wait: Callable[[str], None] | None = None,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    allow_hosts: Sequence[str] = (),
 ) -> IngestReport:
     """Ingest files, folders (recursive; ``glob`` filters names), http(s) URLs and in-memory
     :class:`~aspectrag.types.Document` s into ``store``, all or nothing.
@@ -127,6 +128,8 @@ def ingest(
         max_file_bytes: per-file size limit (bytes) for local files read whole, and per-document
             text limit (characters) for documents of corpus files and in-memory ones;
             larger ones are listed in ``failed``.
+        allow_hosts: hosts / CIDRs the URL loader's SSRF guard lets through (default: loopback,
+            private, link-local and metadata addresses are refused).
 
     Returns:
         The :class:`IngestReport`; sources that failed to load are listed, not raised.
@@ -145,7 +148,8 @@ def ingest(
         check_embedder(store, embedder)
         parent = store.side_path("staging") if CAP_SIDE_FILES in store.capabilities else None
         with Staging(parent) as stage:
-            stale = _read(store, splitter, sources, glob, max_file_bytes, stage, report, progress)
+            stale = _read(store, splitter, sources, glob, max_file_bytes, stage, report, progress,
+                          allow_hosts)
             report.removed = len(stale)
             if not stage.documents and not stale:  # nothing to write: no write transaction
                 report.seconds = time.perf_counter() - t0 - report.wait_seconds
@@ -174,11 +178,12 @@ def ingest(
 
 def _read(store: Store, splitter: Splitter, sources: Sequence[str | Document],
           glob: str | None, max_bytes: int, stage: Staging, report: IngestReport,
-          progress: bool) -> list[str]:
+          progress: bool, allow_hosts: Sequence[str] = ()) -> list[str]:
     """Load, split and stage every source; returns the stale corpus-file members to delete."""
     from aspectrag.ingest.loaders import discover
 
-    files = discover([s for s in sources if not isinstance(s, Document)], glob)
+    files = discover([s for s in sources if not isinstance(s, Document)], glob,
+                     skipped_types=report.skipped_types)
     items: list[str | Document] = [*files, *(s for s in sources if isinstance(s, Document))]
     seen: set[str] = set()
     stale: list[str] = []  # documents of a container file (corpus.jsonl) no longer in it
@@ -187,7 +192,7 @@ def _read(store: Store, splitter: Splitter, sources: Sequence[str | Document],
             name = item if isinstance(item, str) else (item.source or "<document>")
             try:
                 loaded: list[str] = []
-                for doc in _documents(item, max_bytes):
+                for doc in _documents(item, max_bytes, allow_hosts):
                     if doc.source in seen:
                         continue
                     seen.add(doc.source)
@@ -219,7 +224,8 @@ def _read(store: Store, splitter: Splitter, sources: Sequence[str | Document],
     return stale
 
 
-def _documents(item: str | Document, max_bytes: int) -> Iterator[Document]:
+def _documents(item: str | Document, max_bytes: int,
+               allow_hosts: Sequence[str] = ()) -> Iterator[Document]:
     """The documents of one discovered source (or the in-memory document itself)."""
     from aspectrag.ingest.loaders import load
     from aspectrag.ingest.loaders.beir import is_beir_corpus
@@ -238,7 +244,7 @@ def _documents(item: str | Document, max_bytes: int) -> Iterator[Document]:
             size = 0  # missing/unreadable: the loader says why
         if size > max_bytes:
             raise LoadError(item, _too_large(size, max_bytes, "bytes"))
-    yield from load(item)
+    yield from load(item, allow_hosts=allow_hosts)
 
 
 def _too_large(size: int, limit: int, unit: str) -> str:

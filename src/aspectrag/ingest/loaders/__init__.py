@@ -4,11 +4,12 @@ Entry points:
     ``discover(paths, glob)`` expands folders into the files a loader can read;
     ``load(source)`` yields the documents of one file or URL, using the first loader whose
     ``can_load`` accepts it (``default_loaders()``: BEIR corpus.jsonl, http(s) URL, HTML, PDF,
-    text/Markdown).
+    docx / pptx / xlsx / csv, epub, text/Markdown).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -19,7 +20,9 @@ from aspectrag.errors import LoadError
 from aspectrag.ingest.base import Loader
 from aspectrag.ingest.loaders.beir import BeirCorpusLoader
 from aspectrag.ingest.loaders.common import resolve_path
+from aspectrag.ingest.loaders.epub import EpubLoader
 from aspectrag.ingest.loaders.html import HtmlLoader
+from aspectrag.ingest.loaders.office import OfficeLoader
 from aspectrag.ingest.loaders.pdf import PdfLoader
 from aspectrag.ingest.loaders.text import TextLoader
 from aspectrag.ingest.loaders.url import UrlLoader, is_url
@@ -27,7 +30,9 @@ from aspectrag.types import Document
 
 __all__ = [
     "BeirCorpusLoader",
+    "EpubLoader",
     "HtmlLoader",
+    "OfficeLoader",
     "PdfLoader",
     "TextLoader",
     "UrlLoader",
@@ -40,7 +45,8 @@ __all__ = [
 
 log = logging.getLogger("aspectrag.ingest")
 
-SUPPORTED = ".txt .md .html .htm .pdf, corpus.jsonl (BEIR), http(s) URLs"
+SUPPORTED = (".txt .md .html .htm .pdf .docx .pptx .xlsx .csv .epub, corpus.jsonl (BEIR), "
+             "http(s) URLs")
 
 
 def default_loaders(
@@ -58,6 +64,8 @@ def default_loaders(
         UrlLoader(timeout=url_timeout, max_redirects=url_max_redirects, max_bytes=url_max_bytes),
         HtmlLoader(),
         PdfLoader(),
+        OfficeLoader(),
+        EpubLoader(),
         TextLoader(),
     ]
 
@@ -85,16 +93,24 @@ def get_loader(source: str, loaders: Sequence[Loader] | None = None) -> Loader:
     raise LoadError(source, f"unsupported file type {kind!r} (supported: {SUPPORTED})")
 
 
-def load(source: str, loaders: Sequence[Loader] | None = None) -> Iterator[Document]:
+def load(
+    source: str, loaders: Sequence[Loader] | None = None, *, allow_hosts: Sequence[str] = ()
+) -> Iterator[Document]:
     """Documents of one file or URL (one per line for a BEIR corpus.jsonl).
 
     This is a generator: every error, including an unsupported type, is raised while iterating.
+    ``allow_hosts`` (hosts / CIDRs) is passed to the URL loader's SSRF guard: without it,
+    loopback, private, link-local and metadata addresses are refused.
 
     Raises:
         LoadError: naming ``source`` and the reason (missing, empty, binary, undecodable, corrupt,
             unsupported type, HTTP error, too large...).
     """
-    yield from get_loader(source, loaders).load(source)
+    loader = get_loader(source, loaders)
+    if allow_hosts and isinstance(loader, UrlLoader):
+        loader = copy.copy(loader)
+        loader.allow_hosts = tuple(loader.allow_hosts) + tuple(allow_hosts)
+    yield from loader.load(source)
 
 
 def _resolve(source: str) -> Path:
@@ -116,7 +132,11 @@ def _matches(rel: str, name: str, pattern: str) -> bool:
 
 
 def discover(
-    paths: Sequence[str], glob: str | None = None, loaders: Sequence[Loader] | None = None
+    paths: Sequence[str],
+    glob: str | None = None,
+    loaders: Sequence[Loader] | None = None,
+    *,
+    skipped_types: dict[str, int] | None = None,
 ) -> list[str]:
     """Expand ``paths`` into the sources to load.
 
@@ -125,7 +145,8 @@ def discover(
     recursively in sorted order, skipping hidden files and folders (names starting with "."),
     keeping files that match ``glob`` (``fnmatch`` on the file name or the path relative to the
     folder, e.g. ``"*.pdf"`` or ``"papers/*.pdf"``) and that some loader can read; others are
-    skipped silently (counted in a debug log line). Duplicates are dropped, first occurrence kept.
+    skipped, counted by lower-case extension (``"(none)"`` for files without one) into
+    ``skipped_types`` when given. Duplicates are dropped, first occurrence kept.
 
     Returns:
         Absolute file paths and URLs, in order.
@@ -169,6 +190,9 @@ def discover(
                     found.append(full)
                 else:
                     skipped += 1
+                    if skipped_types is not None:
+                        ext = Path(name).suffix.lower() or "(none)"
+                        skipped_types[ext] = skipped_types.get(ext, 0) + 1
         if skipped:
             log.debug("%s: %d files of unsupported types skipped", root, skipped)
         for full in sorted(found):

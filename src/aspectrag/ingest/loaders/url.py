@@ -1,10 +1,11 @@
-"""http(s) URL loader: fetches with httpx (timeout, redirect limit, size limit, content-type check)
-and parses the body with the HTML, PDF or text parser."""
+"""http(s) URL loader: fetches with httpx (timeout, redirect limit, size limit, content-type check,
+the SSRF guard on every redirect hop) and parses the body with the HTML, PDF or text parser."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import closing
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ from aspectrag.errors import LoadError
 from aspectrag.ingest.loaders.html import parse_html
 from aspectrag.ingest.loaders.pdf import parse_pdf
 from aspectrag.ingest.loaders.text import parse_text
+from aspectrag.ingest.net import RedirectError, open_guarded
 from aspectrag.types import Document
 
 #: Accepted media types and the parser each one goes to.
@@ -56,10 +58,14 @@ class UrlLoader:
         max_redirects: redirects followed before giving up.
         max_bytes: largest accepted body, in bytes (checked against ``Content-Length`` and while
             streaming).
+        allow_hosts: hosts / CIDR networks the SSRF guard lets through although they are not
+            public (e.g. ``["127.0.0.1"]`` for a local server); see
+            :func:`aspectrag.ingest.net.check_public_url`.
 
     Raises (from ``load``):
-        LoadError: connection failure, timeout, HTTP status >= 400, too many redirects, body too
-            large, unsupported content type, or a body its parser rejects.
+        BlockedURLError: the URL or a redirect hop is not a public http(s) address (a LoadError).
+        LoadError: connection failure, timeout, HTTP status >= 400, too many redirects or a
+            redirect loop, body too large, unsupported content type, or a body its parser rejects.
     """
 
     def __init__(
@@ -68,7 +74,9 @@ class UrlLoader:
         max_redirects: int = 5,
         max_bytes: int = 50 * 1024 * 1024,
         user_agent: str = USER_AGENT,
+        allow_hosts: Sequence[str] = (),
     ) -> None:
+        self.allow_hosts = tuple(allow_hosts)
         self.timeout = timeout
         self.max_redirects = max_redirects
         self.max_bytes = max_bytes
@@ -121,11 +129,12 @@ class UrlLoader:
         try:
             with httpx.Client(
                 timeout=self.timeout,
-                follow_redirects=True,
-                max_redirects=self.max_redirects,
+                follow_redirects=False,
                 headers={"User-Agent": self.user_agent},
             ) as client:
-                with client.stream("GET", url) as resp:
+                resp, _ = open_guarded(client, url, allow=self.allow_hosts,
+                                       max_redirects=self.max_redirects)
+                with closing(resp):
                     if resp.status_code >= 400:
                         raise LoadError(
                             url, f"HTTP {resp.status_code} {resp.reason_phrase}".rstrip()
@@ -150,8 +159,8 @@ class UrlLoader:
                     return bytes(body), mime, resp.charset_encoding, str(resp.url)
         except LoadError:
             raise
-        except httpx.TooManyRedirects:
-            raise LoadError(url, f"too many redirects (more than {self.max_redirects})") from None
+        except RedirectError as exc:
+            raise LoadError(url, str(exc)) from None
         except httpx.TimeoutException:
             raise LoadError(url, f"timed out after {self.timeout:g} s") from None
         except httpx.ConnectError as exc:
