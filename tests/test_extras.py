@@ -43,7 +43,7 @@ def test_message_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     assert e.value.extra == "eval" and "evaluation metrics needs the optional package ranx" in str(
         e.value
     )
-    from aspectrag.evaluate.beir import score_run
+    from aspectrag.evaluate.metrics import score_run
 
     with pytest.raises(MissingExtraError, match=r"aspectrag\[eval\]"):
         score_run({"q": {"d": 1}}, {"q": {"d": 1.0}})
