@@ -379,3 +379,4 @@ def eval_beir(
 for _module in ("aspectrag.cli.train", "aspectrag.cli.rerank", "aspectrag.cli.heads",
                 "aspectrag.cli.eval_mrag"):
     __import__(_module)
+__import__("aspectrag.cli.serve")  # aspectrag serve (HTTP service)

@@ -74,6 +74,9 @@ class Engine:
         self._retrievers: dict[SearchSpec, Retriever] = {}
         self._generators: dict[tuple[str | None, str], Generator] = {}
         self._lock = threading.Lock()
+        from aspectrag.retrieve.factory import available
+
+        available()  # load the retriever plugins now: the factory's lazy loading is not thread-safe
 
     # -- reading ----------------------------------------------------------------------------
     def warm_up(self) -> None:
@@ -204,12 +207,33 @@ class Engine:
         return self.index.store.sources()
 
     def document(self, source: str) -> dict[str, Any] | None:
-        """``{"source", "title", "text"}`` of an indexed document, or None."""
-        get = getattr(self.index.store, "get_document", None)
+        """``{"source", "title", "text"}`` of an indexed document, or None. The store keeps
+        chunks, not whole texts: the text is rebuilt by placing each chunk at its character
+        offsets (gaps the splitter dropped become spaces), so chunk offsets index into it."""
+        store = self.index.store
+        get = getattr(store, "get_document", None)
         doc = get(source) if callable(get) else None
         if doc is None:
             return None
-        return {"source": doc.source, "title": doc.title, "text": doc.text}
+        chunks: list[Chunk] = []
+        while True:
+            ids = [f"{doc.doc_id}#{i}" for i in range(len(chunks), len(chunks) + 64)]
+            try:
+                got = store.get_chunks(ids)
+            except KeyError:
+                got = []
+                for cid in ids:
+                    try:
+                        got += store.get_chunks([cid])
+                    except KeyError:
+                        break
+            chunks += got
+            if len(got) < len(ids):
+                break
+        text = [" "] * max((c.end for c in chunks), default=0)
+        for c in chunks:
+            text[c.start:c.end] = c.text
+        return {"source": doc.source, "title": doc.title, "text": "".join(text)}
 
     # -- writing (called only from the service's writer thread) -------------------------------
     def ingest(self, sources: Sequence[str], *, allow_hosts: Sequence[str] = (),
