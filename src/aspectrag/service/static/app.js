@@ -65,13 +65,14 @@ function renderAnswer(text) {
   let last = 0, m;
   while ((m = re.exec(text)) !== null) {
     el.append(document.createTextNode(text.slice(last, m.index)));
+    const n = parseInt(m[1], 10);
     const b = document.createElement("button");
     b.type = "button";
     b.className = "cite";
     b.textContent = m[0];
     b.dataset.n = m[1];
     b.setAttribute("aria-label", "show passage " + m[1]);
-    b.addEventListener("click", () => showPassage(parseInt(m[1], 10)));
+    b.addEventListener("click", () => showPassage(n));
     el.append(b);
     last = re.lastIndex;
   }
@@ -81,8 +82,7 @@ function renderAnswer(text) {
 function showPassage(n) {
   const c = citations[n] || hits[n - 1];
   if (!c) return;
-  const where = [c.page ? "p. " + c.page : "", c.heading ? "§ " + c.heading : "", c.location]
-    .filter(Boolean).join(" · ");
+  const where = c.location;  // page, heading and character offsets
   $("passage-h").textContent = `[${n}] ${c.title || shortName(c.source)}`;
   $("passage-meta").textContent = `${c.source} — ${where}`;
   $("passage-text").textContent = c.text;
