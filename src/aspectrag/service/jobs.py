@@ -50,6 +50,9 @@ INTERRUPTED = ("interrupted: the server stopped while this job ran; nothing of i
                "unless its documents are listed in GET /v1/documents; submit it again "
                "(unchanged documents are skipped)")
 
+#: Identifies this process's lifetime (a restarted server with a reused pid has another).
+BOOT = uuid.uuid4().hex
+
 #: Runs one job: (kind, payload, report_progress) -> result dict.
 JobHandler = Callable[[str, dict[str, Any], Callable[[dict[str, Any]], None]], dict[str, Any]]
 
@@ -62,7 +65,7 @@ class JobStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / "jobs.sqlite"
         self._local = threading.local()
-        self.boot = uuid.uuid4().hex
+        self.boot = BOOT
         self._conn().executescript(SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
