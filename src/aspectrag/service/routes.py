@@ -127,7 +127,7 @@ async def add_documents(request: Request) -> JSONResponse:
 
 
 async def _submit_files(st: ServiceState, request: Request) -> str:
-    form = await request.form(max_files=100)
+    form = await request.form(max_files=1000)
     uploads = [v for k, v in form.multi_items() if k in ("files", "file") and hasattr(v, "read")]
     if not uploads:
         raise Problem(422, "Invalid request", "no files in the form; send them in the field 'files'",
