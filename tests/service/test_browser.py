@@ -71,6 +71,16 @@ def test_upload_ask_and_open_citation(tmp_path, embedder, serve, chromium_page):
     page.wait_for_function("document.getElementById('stats').textContent.includes('4 documents')")
     assert page.locator("#source option", has_text="volcanoes.md").count() == 1
 
+    page.evaluate("""(text) => {  // drag and drop onto the drop zone
+        const dt = new DataTransfer();
+        dt.items.add(new File([text], "geysers.md", {type: "text/markdown"}));
+        document.getElementById("drop").dispatchEvent(
+            new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""", "# Geysers\n\nGeysers spout hot water heated by magma below.\n")
+    page.wait_for_function("document.getElementById('stats').textContent.includes('5 documents')",
+                           timeout=60_000)
+    assert page.inner_text("#job").startswith("done")
+
     page.fill("#question", "What lava do shield volcanoes erupt?")
     page.select_option("#retriever", "multiquery")
     page.click("#ask-btn")

@@ -121,3 +121,26 @@ def test_claims_are_exclusive_and_dead_owners_reaped(tmp_path):
     assert three.reap() == 3
     assert all(three.get(i)["status"] == "failed" for i in ids)
     assert "interrupted" in three.get(ids[0])["error"]
+
+
+def test_searches_do_not_wait_for_a_running_ingest(tmp_path):
+    idx = Index(tmp_path / "idx", embedder=HashEmbedder())
+    with TestClient(create_app(idx)) as c:
+        r = c.post("/v1/documents", json={"text": "Badgers dig setts.", "source": "badgers"})
+        assert wait_job(c, r.json()["job"])["status"] == "succeeded"
+        idx.embedder.delay = 1.5  # every embedding batch of the next ingest takes 1.5 s
+        big = " ".join(f"term{i % 499} more words here." for i in range(15_000)).encode()
+        job = c.post("/v1/documents", files={"files": ("big.txt", big)}).json()["job"]
+        end = time.monotonic() + 30
+        while c.get(f"/v1/jobs/{job}").json()["status"] != "running" and time.monotonic() < end:
+            time.sleep(0.02)
+        slowest = 0.0
+        for _ in range(10):
+            t0 = time.monotonic()
+            hits = c.post("/v1/search", json={"query": "badgers", "retriever": "bm25"}).json()["hits"]
+            slowest = max(slowest, time.monotonic() - t0)
+            assert hits[0]["source"].endswith("badgers.md")
+        assert c.get(f"/v1/jobs/{job}").json()["status"] == "running"
+        assert slowest < 1.0
+        idx.embedder.delay = 0.0
+        assert wait_job(c, job)["status"] == "succeeded"
