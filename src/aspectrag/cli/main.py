@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from aspectrag.cli import admin, crawl, eval_mrag, heads, rerank, train
+from aspectrag.cli import admin, crawl, eval_mrag, heads, rerank, serve, train
 from aspectrag.cli.common import (
     DEFAULT_INDEX,
     AdapterOpt,
@@ -438,3 +438,4 @@ eval_app.command("mrag")(eval_mrag.eval_mrag)
 app.command("check")(admin.check)
 app.command("repair")(admin.repair)
 app.command("crawl")(crawl.crawl)
+app.command("serve")(serve.serve)

@@ -1,0 +1,273 @@
+"""Load benchmark of ``aspectrag serve`` against the in-process Python API (issue 12).
+
+Index: the first ``--docs`` articles of the bundled MRAG Wikipedia sample
+(``samples/wikipedia-aspects/corpus.jsonl``), built once in ``--index`` (reused when present).
+Queries: "What is <title>?" for those articles, cycled.
+
+For each workload (``/v1/search`` with bm25, hybrid, multiquery; ``/v1/ask`` extractive) and
+each number of concurrent clients (``--clients``, default 1 8 32), clients send requests
+back to back for ``--seconds`` s (after an untimed warm-up of up to 3 s); requests/s, p50, p99 and errors are printed. The same
+searches run in-process first (``Index.search`` / ``Index.ask`` from as many threads), so the
+ratios compare like with like on the same cores: p50 overhead (server - in-process, ms), p99/p50
+at the highest concurrency, and server throughput / in-process maximum throughput.
+Then ``--ingest-docs`` further articles are uploaded (one multipart job of .txt files) and the
+search workloads are repeated while that ingest runs; afterwards the new articles must be
+searchable and ``PRAGMA integrity_check`` must say ok.
+
+Targets: p50 overhead <= 2 ms; at 32 clients p99 <= 5x p50 and throughput >= 0.8x in-process;
+searches during the ingest keep p99 within 2x of idle. Run it on a quiet machine:
+
+    python benchmarks/service_load.py [--seconds 30] [--clients 1 8 32] [--workers 1]
+    python benchmarks/service_load.py --seconds 2 --clients 1 --docs 20 --ingest-docs 10  # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "samples" / "wikipedia-aspects" / "corpus.jsonl"
+
+WORKLOADS: dict[str, tuple[str, dict[str, Any]]] = {
+    "search bm25": ("/v1/search", {"retriever": "bm25", "k": 10}),
+    "search hybrid": ("/v1/search", {"retriever": "hybrid", "k": 10}),
+    "search multiquery": ("/v1/search", {"retriever": "multiquery", "base": "hybrid", "k": 10}),
+    "ask extractive": ("/v1/ask", {"retriever": "hybrid", "k": 5, "llm": "extractive"}),
+}
+
+
+def articles() -> list[dict[str, str]]:
+    with open(CORPUS) as f:
+        return [json.loads(line) for line in f]
+
+
+def build_index(path: Path, docs: list[dict[str, str]]) -> None:
+    from aspectrag.index import Index
+
+    idx = Index(path)
+    if idx.store.stats()["documents"] >= len(docs):
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "docs"
+        folder.mkdir()
+        for d in docs:
+            (folder / f"{d['_id']}.txt").write_text(f"{d['title']}\n\n{d['text']}")
+        t0 = time.perf_counter()
+        rep = idx.ingest([str(folder)])
+        print(f"built {path}: {rep.added} documents, {rep.chunks} chunks in "
+              f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
+
+
+def stats(lat: list[float], errors: int, seconds: float) -> dict[str, float]:
+    lat = sorted(lat)
+    q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) >= 2 else lat * 99
+    return {"rps": len(lat) / seconds, "p50_ms": 1000 * q[49] if lat else float("nan"),
+            "p99_ms": 1000 * q[98] if lat else float("nan"), "errors": errors, "n": len(lat)}
+
+
+def in_process(index: Path, questions: list[str], clients: int, seconds: float,
+               name: str) -> dict[str, float]:
+    """The same work through the Python API from ``clients`` threads."""
+    from aspectrag.index import Index
+
+    idx = Index(index)
+    _, body = WORKLOADS[name]
+    opts = {"base": body["base"]} if "base" in body else {}
+    r = idx.retriever(body["retriever"], **opts)
+    gen = idx.generator("extractive") if name.startswith("ask") else None
+    idx.search(questions[0], 1, retriever=r)  # warm
+    lat: list[float] = []
+    errors = [0]
+    end = time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def worker(i: int) -> None:
+        n = i
+        while time.monotonic() < end:
+            q = questions[n % len(questions)]
+            n += clients
+            t0 = time.perf_counter()
+            try:
+                hits = idx.search(q, body["k"], retriever=r)
+                if gen is not None:
+                    gen.generate(q, hits)
+            except Exception:
+                errors[0] += 1
+                continue
+            with lock:
+                lat.append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return stats(lat, errors[0], time.monotonic() - t0)
+
+
+async def over_http(url: str, questions: list[str], clients: int, seconds: float,
+                    name: str) -> dict[str, float]:
+    path, body = WORKLOADS[name]
+    key = "question" if path == "/v1/ask" else "query"
+    lat: list[float] = []
+    errors = 0
+    end = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        async def client(i: int) -> None:
+            nonlocal errors
+            n = i
+            while time.monotonic() < end:
+                q = questions[n % len(questions)]
+                n += clients
+                t0 = time.perf_counter()
+                try:
+                    r = await http.post(path, json={key: q, **body})
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    lat.append(time.perf_counter() - t0)
+                else:
+                    errors += 1
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(client(i) for i in range(clients)))
+    return stats(lat, errors, time.monotonic() - t0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(index: Path, port: int, workers: int) -> subprocess.Popen:  # type: ignore[type-arg]
+    proc = subprocess.Popen([sys.executable, "-c", "from aspectrag.cli.main import app; app()",
+                             "serve", "--index", str(index), "--port", str(port),
+                             "--workers", str(workers), "--request-timeout", "300"])
+    end = time.monotonic() + 300
+    while time.monotonic() < end:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the server did not become ready")
+
+
+def upload(url: str, docs: list[dict[str, str]]) -> str:
+    files = [("files", (f"{d['_id']}.txt", f"{d['title']}\n\n{d['text']}".encode(), "text/plain"))
+             for d in docs]
+    r = httpx.post(f"{url}/v1/documents", files=files, timeout=300)
+    r.raise_for_status()
+    return str(r.json()["job"])
+
+
+def row(name: str, clients: int, where: str, s: dict[str, float]) -> str:
+    return (f"| {name} | {clients} | {where} | {s['rps']:.1f} | {s['p50_ms']:.2f} | "
+            f"{s['p99_ms']:.2f} | {s['errors']} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--index", type=Path, default=Path.home() / ".cache/aspectrag/service-load")
+    ap.add_argument("--docs", type=int, default=500, help="articles in the served index")
+    ap.add_argument("--ingest-docs", type=int, default=500, help="articles ingested under load")
+    ap.add_argument("--seconds", type=float, default=30.0, help="per workload and concurrency")
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--workers", type=int, default=1, help="server processes")
+    ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    ap.add_argument("--out", type=Path, help="also write the figures as JSON")
+    args = ap.parse_args()
+
+    arts = articles()
+    if args.docs + args.ingest_docs > len(arts):
+        raise SystemExit(f"--docs + --ingest-docs must be <= {len(arts)}")
+    base, extra = arts[: args.docs], arts[args.docs: args.docs + args.ingest_docs]
+    build_index(args.index, base)
+    questions = [f"What is {d['title']}?" for d in base]
+    results: dict[str, Any] = {"in_process": {}, "server": {}, "during_ingest": {}}
+    print("| workload | clients | where | req/s | p50 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.workloads:
+        for c in args.clients:
+            in_process(args.index, questions, c, min(3.0, args.seconds), name)  # warm-up
+            s = in_process(args.index, questions, c, args.seconds, name)
+            results["in_process"][f"{name}@{c}"] = s
+            print(row(name, c, "in-process", s), flush=True)
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_server(args.index, port, args.workers)
+    try:
+        for name in args.workloads:
+            for c in args.clients:
+                asyncio.run(over_http(url, questions, c, min(3.0, args.seconds), name))  # warm-up
+                s = asyncio.run(over_http(url, questions, c, args.seconds, name))
+                results["server"][f"{name}@{c}"] = s
+                print(row(name, c, "server", s), flush=True)
+        before = httpx.get(f"{url}/v1/stats").json()["documents"]
+        job = upload(url, extra) if extra else None
+        for name in [w for w in args.workloads if w.startswith("search")]:
+            for c in args.clients:
+                s = asyncio.run(over_http(url, questions, c, args.seconds, name))
+                results["during_ingest"][f"{name}@{c}"] = s
+                running = httpx.get(f"{url}/v1/jobs/{job}").json()["status"] if job else "-"
+                print(row(name, c, f"server, ingest {running}", s), flush=True)
+        if job:
+            while (j := httpx.get(f"{url}/v1/jobs/{job}").json())["status"] in ("queued", "running"):
+                time.sleep(1)
+            after = httpx.get(f"{url}/v1/stats").json()["documents"]
+            found = sum(
+                any(h["source"].endswith(f"/{d['_id']}.txt") for h in httpx.post(
+                    f"{url}/v1/search", json={"query": d["title"], "retriever": "bm25", "k": 10}
+                ).json()["hits"]) for d in extra[:50])
+            results["ingest"] = {"status": j["status"], "added": after - before,
+                                 "found_by_title": f"{found}/{min(50, len(extra))}",
+                                 "chunks_per_second": (j.get("result") or {}).get("chunks_per_second")}
+            print(f"ingest: {j['status']}, {after - before} documents added, "
+                  f"{found}/{min(50, len(extra))} found by their title", flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    with sqlite3.connect(args.index / "index.sqlite") as conn:
+        results["integrity_check"] = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    print(f"PRAGMA integrity_check: {results['integrity_check']}")
+
+    print("\n| workload | p50 overhead ms (1 client) | p99/p50 (max clients) | "
+          "throughput / in-process (max clients) | p99 during ingest / idle (max clients) |")
+    print("|---|---|---|---|---|")
+    top = max(args.clients)
+    lo = min(args.clients)
+    for name in args.workloads:
+        srv1, inp1 = results["server"][f"{name}@{lo}"], results["in_process"][f"{name}@{lo}"]
+        srvt = results["server"][f"{name}@{top}"]
+        inp_max = max(results["in_process"][f"{name}@{c}"]["rps"] for c in args.clients)
+        ing = results["during_ingest"].get(f"{name}@{top}")
+        ratio_ing = f"{ing['p99_ms'] / srvt['p99_ms']:.2f}" if ing else "-"
+        print(f"| {name} | {srv1['p50_ms'] - inp1['p50_ms']:+.2f} | "
+              f"{srvt['p99_ms'] / srvt['p50_ms']:.2f} | {srvt['rps'] / inp_max:.2f} | {ratio_ing} |")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""The ASGI application: ``create_app(index, ...)`` builds the FastAPI app serving one index.
+
+Routes are in ``routes.py`` (search, ask, documents, jobs, stats), ``openai_compat.py``
+(``/v1/chat/completions``, ``/v1/models``) and the web page (``static/``, at ``/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from aspectrag.index import Index
+from aspectrag.service import problems
+from aspectrag.service.auth import normalise_keys, scopes_of
+from aspectrag.service.engine import Engine
+from aspectrag.service.jobs import JobRunner, JobStore
+from aspectrag.service.problems import Problem
+
+T = TypeVar("T")
+
+API_VERSION = "v1"
+
+#: File types accepted by uploads (the loaders' types).
+UPLOAD_TYPES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Service limits and security settings (all passed in; nothing read from the environment).
+
+    Attributes:
+        api_keys: SHA-256 hex of each key -> its scopes (``read``, ``write``); None: no auth.
+        cors_origins: origins allowed by CORS (empty: CORS off).
+        max_upload_bytes: largest upload request body, in bytes.
+        max_body_bytes: largest body of any other request, in bytes.
+        upload_types: accepted file-name suffixes of uploads.
+        request_timeout: seconds a search/ask may take before a 503 answer.
+        url_allow: hosts / CIDRs exempt from the SSRF guard for URL ingest.
+        allowed_llms: ``llm`` specs a request may name besides extractive/openai:*.
+        state_dir: job table and uploaded files (default ``<index>/service``).
+        run_writer: run the writer thread in this process (off only in tests).
+    """
+
+    api_keys: Mapping[str, frozenset[str]] | None = None
+    cors_origins: tuple[str, ...] = ()
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_body_bytes: int = 1024 * 1024
+    upload_types: tuple[str, ...] = UPLOAD_TYPES
+    request_timeout: float = 60.0
+    url_allow: tuple[str, ...] = ()
+    allowed_llms: tuple[str, ...] = ()
+    state_dir: Path | None = None
+    run_writer: bool = True
+
+
+@dataclass
+class ServiceState:
+    """What the routes share: the engine, the job table, the writer thread, readiness."""
+
+    config: ServiceConfig
+    engine: Engine
+    jobs: JobStore
+    state_dir: Path
+    runner: JobRunner | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+    warm_error: str | None = None
+
+    async def run(self, fn: Callable[..., T], *args: Any, limit_s: float | None = None,
+                  **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` in a worker thread, answered with 503 after the request time limit
+        (the thread finishes in the background)."""
+        limit = self.config.request_timeout if limit_s is None else limit_s
+        try:
+            return await asyncio.wait_for(
+                anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), abandon_on_cancel=True), limit)
+        except TimeoutError:
+            raise Problem(503, "Request timed out",
+                          f"the request took longer than {limit:g} s; ask for fewer hits (k) or a "
+                          "cheaper retriever, or retry later", headers={"Retry-After": "5"}) from None
+
+    def authorize(self, request: Request, scope: str) -> None:
+        """Raise 401/403 unless the request's bearer key has ``scope`` (no keys: open)."""
+        keys = self.config.api_keys
+        if keys is None:
+            return
+        scopes = scopes_of(keys, request.headers.get("authorization"))
+        if scopes is None:
+            raise Problem(401, "Unauthorized", "send an API key as 'Authorization: Bearer KEY'",
+                          headers={"WWW-Authenticate": "Bearer"})
+        if scope not in scopes:
+            raise Problem(403, "Forbidden", f"this API key lacks the '{scope}' scope")
+
+
+def create_app(
+    index: Index | str | Path,
+    *,
+    api_keys: Mapping[str, set[str] | frozenset[str]] | None = None,
+    cors_origins: Sequence[str] = (),
+    max_upload_bytes: int = 50 * 1024 * 1024,
+    upload_types: Sequence[str] = UPLOAD_TYPES,
+    request_timeout: float = 60.0,
+    url_allow: Sequence[str] = (),
+    allowed_llms: Sequence[str] = (),
+    state_dir: str | Path | None = None,
+    run_writer: bool = True,
+) -> FastAPI:
+    """The FastAPI app serving ``index`` (an ``Index`` or its location).
+
+    Args:
+        api_keys: SHA-256 hex digest of each API key -> scopes (``{"read"}``, ``{"read",
+            "write"}``); None serves without authentication. See :mod:`aspectrag.service.auth`.
+        cors_origins: origins allowed to call the API from a browser (default: CORS off).
+        max_upload_bytes: largest ``POST /v1/documents`` body (413 beyond).
+        upload_types: accepted upload suffixes (415 otherwise).
+        request_timeout: seconds before a search/ask is answered 503.
+        url_allow: hosts / CIDRs the SSRF guard lets URL ingest reach (default none).
+        allowed_llms: extra ``llm`` specs requests may use (e.g. ``hf:/models/x``).
+        state_dir: folder of the job table and uploads (default ``<index folder>/service``).
+        run_writer: start the writer thread that runs ingest jobs.
+
+    Raises:
+        aspectrag.errors.ConfigError: a malformed API key table.
+    """
+    idx = index if isinstance(index, Index) else Index(index)
+    config = ServiceConfig(
+        api_keys=normalise_keys(api_keys) if api_keys is not None else None,
+        cors_origins=tuple(cors_origins), max_upload_bytes=max_upload_bytes,
+        upload_types=tuple(s.lower() for s in upload_types), request_timeout=request_timeout,
+        url_allow=tuple(url_allow), allowed_llms=tuple(allowed_llms),
+        state_dir=Path(state_dir) if state_dir is not None else None, run_writer=run_writer)
+    sdir = config.state_dir or Path(idx.path) / "service"
+    engine = Engine(idx, allowed_llms=config.allowed_llms)
+    state = ServiceState(config, engine, JobStore(sdir), sdir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        from aspectrag.service.writer import make_handler
+
+        if config.run_writer:
+            state.runner = JobRunner(state.jobs, make_handler(state))
+            state.runner.start()
+        threading.Thread(target=_warm_up, args=(state,), daemon=True).start()
+        yield
+        if state.runner is not None:
+            state.runner.stop()
+
+    app = FastAPI(title="aspectrag", version=API_VERSION,
+                  summary="Retrieval-augmented generation for questions with many aspects.",
+                  lifespan=lifespan)
+    app.state.service = state
+    problems.install(app)
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])
+    from aspectrag.service import openai_compat, routes
+    from aspectrag.service.limits import BodyLimit
+
+    app.add_middleware(BodyLimit, upload_paths=("/v1/documents",),
+                       max_upload=config.max_upload_bytes, max_body=config.max_body_bytes)
+    app.include_router(routes.router)
+    app.include_router(openai_compat.router)
+    static = files("aspectrag.service") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(str(static / "index.html"), media_type="text/html")
+
+    return app
+
+
+def _warm_up(state: ServiceState) -> None:
+    try:
+        state.engine.warm_up()
+    except Exception as e:  # reported by /readyz
+        state.warm_error = f"{type(e).__name__}: {e}"
+        problems.log.warning("warm-up failed: %s", state.warm_error)
+    state.ready.set()
+
+
+def service(request: Request) -> ServiceState:
+    """The ``ServiceState`` of the app handling ``request``."""
+    return request.app.state.service  # type: ignore[no-any-return]

@@ -1,0 +1,284 @@
+"""The service's one door into retrieval and answering: every call the HTTP layer makes into
+``Index`` search / ask / ingest goes through this module, so the API stays the same when the
+library's calls move (e.g. to ``Index.search_result``).
+
+All functions are synchronous and thread-safe for concurrent readers: retrievers are cached per
+configuration and every search returns its own diagnostics (``SearchResult``), so requests
+share nothing per call.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from aspectrag.generate.base import Generator, StreamingGenerator
+from aspectrag.index import Index
+from aspectrag.retrieve.base import Retriever
+from aspectrag.store.base import chunk_key
+from aspectrag.types import Answer, Chunk, Citation, Hit, SearchResult
+
+#: Retriever options a request may set (anything else is refused: some options read server files).
+ALLOWED_OPTIONS = frozenset({"fusion", "weight", "depth", "queries", "keep_original",
+                             "original_weight", "max_queries"})
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSpec:
+    """What to search with: retriever name, the base of a multi-query retriever, a reranker
+    and its depth, and extra retriever options (keys in ``ALLOWED_OPTIONS``)."""
+
+    retriever: str = "hybrid"
+    base: str | None = None
+    rerank: str | None = None
+    rerank_depth: int = 100
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def build_options(self) -> dict[str, Any]:
+        opts = dict(self.options)
+        if self.retriever == "multiquery":
+            opts.setdefault("base", self.base or "hybrid")
+        return opts
+
+
+class Engine:
+    """Retrieval, answers and ingest over one ``Index`` for the HTTP service.
+
+    Args:
+        index: the index served.
+        allowed_llms: ``llm`` specs a request may name besides ``None`` (the server default),
+            ``"extractive"`` and ``"openai:*"``; e.g. ``{"hf:/models/qwen"}``.
+    """
+
+    def __init__(self, index: Index, *, allowed_llms: Sequence[str] = ()) -> None:
+        self.index = index
+        self.allowed_llms = set(allowed_llms)
+        self._retrievers: dict[SearchSpec, Retriever] = {}
+        self._generators: dict[tuple[str | None, str], Generator] = {}
+        self._lock = threading.Lock()
+        from aspectrag.retrieve.factory import available
+
+        available()  # load the retriever plugins now: the factory's lazy loading is not thread-safe
+
+    # -- reading ----------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Load the embedder and the derived indexes (so the first request is not slow)."""
+        if self.index.store.stats()["chunks"]:
+            self.search("warm up", 1, SearchSpec("hybrid"))
+
+    def retriever(self, spec: SearchSpec) -> Retriever:
+        """The retriever for ``spec`` (cached unless multi-query).
+
+        Raises:
+            ValueError: unknown retriever or option; ConfigError from the factories.
+        """
+        bad = [k for k, _ in spec.options if k not in ALLOWED_OPTIONS]
+        if bad:
+            raise ValueError(f"options: {', '.join(bad)} not allowed; allowed: "
+                             f"{', '.join(sorted(ALLOWED_OPTIONS))}")
+        q = dict(spec.options).get("queries")
+        if isinstance(q, str) and q.startswith("hf:") and q not in self.allowed_llms:
+            raise ValueError("options.queries: local models (hf:) are not enabled on this server")
+        with self._lock:  # retrievers keep no per-call state (results carry diagnostics)
+            r = self._retrievers.get(spec)
+        if r is not None:
+            return r
+        r = self.index.retriever(spec.retriever, **spec.build_options())
+        if spec.rerank:
+            from aspectrag.rerank.factory import with_reranker
+
+            r = with_reranker(r, spec.rerank, depth=spec.rerank_depth,
+                              embedder=self.index.embedder, index_path=self.index.path)
+        with self._lock:
+            return self._retrievers.setdefault(spec, r)
+
+    def search(self, query: str, k: int, spec: SearchSpec,
+               sources: Sequence[str] | None = None) -> SearchResult:
+        """Top-``k`` hits for ``query`` with the generated queries of a multi-query retriever.
+
+        Raises:
+            ValueError / AspectragError: bad retriever, option or query.
+        """
+        r = self.retriever(spec)
+        t0 = time.perf_counter()
+        res = self.index.search_result(query, k, retriever=r,
+                                       sources=list(sources) if sources else None)
+        res.timings["search"] = time.perf_counter() - t0
+        return res
+
+    def generator(self, llm: str | None, decoding: str = "concat") -> Generator:
+        """The answer generator for ``llm`` (None: the server's default), cached.
+
+        Raises:
+            ValueError: an ``llm`` spec this server does not allow.
+        """
+        if llm not in (None, "extractive") and not llm.startswith("openai:") \
+                and llm not in self.allowed_llms:
+            raise ValueError(f"llm {llm!r} is not enabled on this server; use extractive, "
+                             "openai:MODEL or leave it out for the default")
+        key = (llm, decoding)
+        with self._lock:
+            g = self._generators.get(key)
+        if g is None:
+            g = self.index.generator(llm, decoding=decoding)
+            with self._lock:
+                self._generators.setdefault(key, g)
+        return g
+
+    def ask_events(self, question: str, k: int, spec: SearchSpec, *, llm: str | None = None,
+                   decoding: str = "concat", sources: Sequence[str] | None = None,
+                   context: str = "") -> Iterator[tuple[str, Any]]:
+        """Answer ``question`` as a sequence of ``(event, data)``: ``("queries", [...])``,
+        ``("hits", [...])``, ``("token", str)``..., ``("citations", [...])``,
+        ``("done", {"answer", "mode", ...})``. ``context``: earlier conversation, given to an
+        LLM generator before the question (not used for retrieval or extractive answers).
+
+        Raises (before the first event): ValueError / AspectragError for a bad request.
+        """
+        gen = self.generator(llm, decoding)
+        t0 = time.perf_counter()
+        out = self.search(question, k, spec, sources)
+        yield "queries", out.queries
+        yield "hits", [hit_json(h) for h in out.hits]
+        asked = question
+        if context and gen.name != "extractive":
+            asked = f"Conversation so far:\n{context}\n\nQuestion: {question}"
+        if isinstance(gen, StreamingGenerator):
+            stream = gen.stream(asked, out.hits)
+            for piece in stream:
+                yield "token", piece
+            ans = stream.answer
+        else:
+            ans = gen.generate(asked, out.hits)
+            yield "token", ans.answer
+        yield "citations", [citation_json(c) for c in ans.citations]
+        done = answer_json(ans)
+        done["timings"] = {**out.timings, "total": time.perf_counter() - t0}
+        yield "done", done
+
+    def ask(self, question: str, k: int, spec: SearchSpec, **kw: Any) -> dict[str, Any]:
+        """Non-streaming ``ask``: the ``done`` event's data plus ``queries`` and ``hits``."""
+        result: dict[str, Any] = {}
+        for event, data in self.ask_events(question, k, spec, **kw):
+            if event in ("queries", "hits"):
+                result[event] = data
+            elif event == "done":
+                result = {**data, **result}
+        return result
+
+    # -- index facts ------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """Documents, chunks, embedder, vector spaces and store generation of the index."""
+        store = self.index.store
+        s = dict(store.stats())
+        s["embedder"] = store.get_meta("embedder")
+        s["vector_spaces"] = store.vector_spaces()
+        gen = getattr(store, "generation", None)
+        if gen is not None:
+            s["generation"] = int(gen)
+        from aspectrag.retrieve.factory import available
+
+        s["retrievers"] = available()
+        return s
+
+    def sources(self) -> list[str]:
+        """Every document source in the index, in insertion order."""
+        return self.index.store.sources()
+
+    def document(self, source: str) -> dict[str, Any] | None:
+        """``{"source", "title", "text"}`` of an indexed document, or None. The store keeps
+        chunks, not whole texts: the text is rebuilt by placing each chunk at its character
+        offsets (gaps the splitter dropped become spaces), so chunk offsets index into it."""
+        store = self.index.store
+        get = getattr(store, "get_document", None)
+        doc = get(source) if callable(get) else None
+        if doc is None:
+            return None
+        chunks: list[Chunk] = []
+        while True:
+            ids = [chunk_key(doc.source, i) for i in range(len(chunks), len(chunks) + 64)]
+            try:
+                got = store.get_chunks(ids)
+            except KeyError:
+                got = []
+                for cid in ids:
+                    try:
+                        got += store.get_chunks([cid])
+                    except KeyError:
+                        break
+            chunks += got
+            if len(got) < len(ids):
+                break
+        text = [" "] * max((c.end for c in chunks), default=0)
+        for c in chunks:
+            text[c.start:c.end] = c.text
+        return {"source": doc.source, "title": doc.title, "text": "".join(text)}
+
+    # -- writing (called only from the service's writer thread) -------------------------------
+    def ingest(self, sources: Sequence[str], *, allow_hosts: Sequence[str] = (),
+               on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Ingest files/URLs into the index (one transaction); the report as JSON.
+
+        ``on_progress(done_chunks, total_chunks)`` after each embedded batch; ``allow_hosts``:
+        URL hosts / CIDRs exempt from the SSRF guard.
+        """
+        rep = self.index.ingest(list(sources), on_progress=on_progress,
+                                allow_hosts=list(allow_hosts))
+        return {"added": rep.added, "updated": rep.updated, "unchanged": rep.unchanged,
+                "removed": rep.removed, "chunks": rep.chunks,
+                "failed": [{"source": s, "reason": r} for s, r in rep.failed],
+                "skipped": [{"source": s, "reason": r} for s, r in rep.skipped],
+                "seconds": rep.seconds, "chunks_per_second": rep.chunks_per_second}
+
+    def remove(self, source: str) -> int:
+        """Delete the document(s) of ``source``; returns how many."""
+        return self.index.remove(source)
+
+
+def jsonable(x: Any) -> Any:
+    """``x`` with numpy scalars/arrays and tuples turned into JSON types."""
+    if isinstance(x, Mapping):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
+
+
+def chunk_json(c: Chunk) -> dict[str, Any]:
+    """A chunk's fields for the API, plus ``location`` and ``link`` (the URL for web sources)."""
+    return {"chunk_id": c.chunk_id, "doc_id": c.doc_id, "source": c.source, "title": c.title,
+            "location": c.location, "page": c.page, "heading": c.heading, "start": c.start,
+            "end": c.end, "text": c.text,
+            "link": c.source if c.source.startswith(("http://", "https://")) else None}
+
+
+def hit_json(h: Hit) -> dict[str, Any]:
+    """``{"rank", "score", chunk fields..., "provenance"}``."""
+    return {"rank": h.rank, "score": float(h.score), **chunk_json(h.chunk),
+            "provenance": jsonable(h.provenance)}
+
+
+def citation_json(c: Citation) -> dict[str, Any]:
+    """``{"n", "quote", chunk fields...}``: ``quote`` is the cited text, ``text`` the passage."""
+    return {"n": c.n, "quote": c.text, **chunk_json(c.chunk)}
+
+
+def answer_json(a: Answer) -> dict[str, Any]:
+    """``{"answer", "mode", "citations", extras...}``."""
+    d: dict[str, Any] = jsonable(a.extras)
+    d.update({"answer": a.answer, "mode": a.mode,
+              "citations": [citation_json(c) for c in a.citations]})
+    return d
+
+
