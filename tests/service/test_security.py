@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from aspectrag.errors import BlockedURLError
 from aspectrag.service import create_app
 from aspectrag.service.auth import hash_key, load_keys_file, scopes_of
 from aspectrag.service.netguard import check_url
@@ -137,7 +138,7 @@ def test_ssrf_guard_refuses_private_addresses():
     for url in ("http://127.0.0.1:9/", "http://localhost/", "http://10.0.0.1/",
                 "http://169.254.169.254/latest/meta-data/", "http://[::1]/", "file:///etc/passwd",
                 "http://192.168.1.1/", "ftp://example.org/"):
-        with pytest.raises(Exception, match="non-public|only http|cannot resolve|not allowed|block"):
+        with pytest.raises(BlockedURLError, match="refused|http"):
             check_url(url)
     check_url("http://127.0.0.1:9/", allow=["127.0.0.1"])
     check_url("http://10.1.2.3/", allow=["10.0.0.0/8"])

@@ -18,10 +18,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from aspectrag.service.app import service
 from aspectrag.service.engine import SearchSpec
 from aspectrag.service.problems import Problem
 from aspectrag.service.schemas import ChatRequest
+from aspectrag.service.state import service
 
 router = APIRouter(tags=["openai"])
 

@@ -14,10 +14,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from aspectrag.errors import AspectragError
-from aspectrag.service.app import ServiceState, service
 from aspectrag.service.engine import hit_json
 from aspectrag.service.problems import Problem, from_library_error
 from aspectrag.service.schemas import AskRequest, SearchRequest, TextDocument, UrlDocument
+from aspectrag.service.state import ServiceState, service
 from aspectrag.service.writer import safe_name
 
 router = APIRouter()

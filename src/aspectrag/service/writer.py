@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aspectrag.service.app import ServiceState
+    from aspectrag.service.state import ServiceState
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

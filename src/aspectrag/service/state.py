@@ -1,0 +1,98 @@
+"""The service's shared state: its configuration (limits, keys), the engine (the door into the
+library), the durable job table and the writer; routes reach it through :func:`service`."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from fastapi import Request
+
+from aspectrag.service.auth import scopes_of
+from aspectrag.service.engine import Engine
+from aspectrag.service.jobs import JobRunner, JobStore
+from aspectrag.service.problems import Problem
+
+T = TypeVar("T")
+
+API_VERSION = "v1"
+
+#: File types accepted by uploads (the loaders' types).
+UPLOAD_TYPES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Service limits and security settings (all passed in; nothing read from the environment).
+
+    Attributes:
+        api_keys: SHA-256 hex of each key -> its scopes (``read``, ``write``); None: no auth.
+        cors_origins: origins allowed by CORS (empty: CORS off).
+        max_upload_bytes: largest upload request body, in bytes.
+        max_body_bytes: largest body of any other request, in bytes.
+        upload_types: accepted file-name suffixes of uploads.
+        request_timeout: seconds a search/ask may take before a 503 answer.
+        url_allow: hosts / CIDRs exempt from the SSRF guard for URL ingest.
+        allowed_llms: ``llm`` specs a request may name besides extractive/openai:*.
+        state_dir: job table and uploaded files (default ``<index>/service``).
+        run_writer: run the writer thread in this process (off only in tests).
+    """
+
+    api_keys: Mapping[str, frozenset[str]] | None = None
+    cors_origins: tuple[str, ...] = ()
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_body_bytes: int = 1024 * 1024
+    upload_types: tuple[str, ...] = UPLOAD_TYPES
+    request_timeout: float = 60.0
+    url_allow: tuple[str, ...] = ()
+    allowed_llms: tuple[str, ...] = ()
+    state_dir: Path | None = None
+    run_writer: bool = True
+
+
+@dataclass
+class ServiceState:
+    """What the routes share: the engine, the job table, the writer thread, readiness."""
+
+    config: ServiceConfig
+    engine: Engine
+    jobs: JobStore
+    state_dir: Path
+    runner: JobRunner | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+    warm_error: str | None = None
+
+    async def run(self, fn: Callable[..., T], *args: Any, limit_s: float | None = None,
+                  **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` in a worker thread, answered with 503 after the request time limit
+        (the thread finishes in the background)."""
+        limit = self.config.request_timeout if limit_s is None else limit_s
+        try:
+            return await asyncio.wait_for(
+                anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), abandon_on_cancel=True), limit)
+        except TimeoutError:
+            raise Problem(503, "Request timed out",
+                          f"the request took longer than {limit:g} s; ask for fewer hits (k) or a "
+                          "cheaper retriever, or retry later", headers={"Retry-After": "5"}) from None
+
+    def authorize(self, request: Request, scope: str) -> None:
+        """Raise 401/403 unless the request's bearer key has ``scope`` (no keys: open)."""
+        keys = self.config.api_keys
+        if keys is None:
+            return
+        scopes = scopes_of(keys, request.headers.get("authorization"))
+        if scopes is None:
+            raise Problem(401, "Unauthorized", "send an API key as 'Authorization: Bearer KEY'",
+                          headers={"WWW-Authenticate": "Bearer"})
+        if scope not in scopes:
+            raise Problem(403, "Forbidden", f"this API key lacks the '{scope}' scope")
+
+
+def service(request: Request) -> ServiceState:
+    """The ``ServiceState`` of the app handling ``request``."""
+    return request.app.state.service  # type: ignore[no-any-return]
