@@ -50,7 +50,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("facade", ("aspectrag.index",)),
     ("evaluate", ("aspectrag.evaluate",)),
     ("train", ("aspectrag.train",)),
-    ("edge", ("aspectrag.cli", "aspectrag.service", "aspectrag.client", "aspectrag")),
+    ("edge", ("aspectrag.cli", "aspectrag.service", "aspectrag.client", "aspectrag.adapters",
+              "aspectrag")),
 )
 """``(layer name, module prefixes)`` from the lowest layer to the highest."""
 
