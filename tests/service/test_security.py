@@ -150,13 +150,13 @@ def test_url_ingest_refuses_loopback_and_redirects_to_it(hash_index):
     with TestClient(create_app(hash_index, url_allow=["127.0.0.2"]),
                     raise_server_exceptions=False) as c:
         r = c.post("/v1/documents", json={"url": "http://127.0.0.1:9/secret"})
-        assert r.status_code == 400 and "non-public" in r.json()["detail"]
+        assert r.status_code == 400 and "refused" in r.json()["detail"]
         srv = _redirector("127.0.0.2", "http://127.0.0.1:9/secret")
         try:
             url = f"http://127.0.0.2:{srv.server_port}/page"
             r = c.post("/v1/documents", json={"url": url})
             assert r.status_code == 400, r.text
-            assert "127.0.0.1" in r.json()["detail"] and "non-public" in r.json()["detail"]
+            assert "127.0.0.1" in r.json()["detail"] and "refused" in r.json()["detail"]
         finally:
             srv.shutdown()
         assert c.get("/v1/stats").json()["jobs"] == {}

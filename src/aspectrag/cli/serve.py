@@ -34,8 +34,10 @@ def build_app(params: dict[str, Any]) -> Any:
 
 def serve(
     index: IndexOpt = DEFAULT_INDEX,
-    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    host: Annotated[str | None, typer.Option(
+        help="Address to bind (default: the service.host setting, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(
+        help="TCP port (default: the service.port setting, 8000).")] = None,
     workers: Annotated[int, typer.Option(
         help="Server processes sharing the index (searches in every one; ingest jobs run one at "
              "a time, by whichever process claims them, under the index's writer lock).")] = 1,
@@ -46,9 +48,11 @@ def serve(
         "--no-auth", help="Allow a non-loopback bind without API keys.")] = False,
     cors_origin: Annotated[list[str] | None, typer.Option(
         "--cors-origin", help="Origin allowed by CORS (repeatable; default: CORS off).")] = None,
-    max_upload_mb: Annotated[float, typer.Option(help="Largest upload, in MiB.")] = 50.0,
-    request_timeout: Annotated[float, typer.Option(
-        help="Seconds a search/ask may take before a 503 answer.")] = 60.0,
+    max_upload_mb: Annotated[float | None, typer.Option(
+        help="Largest upload, in MB (default: the service.upload_limit_mb setting, 50).")] = None,
+    request_timeout: Annotated[float | None, typer.Option(
+        help="Seconds a search/ask may take before a 503 answer (default: the "
+             "service.request_timeout_s setting, 60).")] = None,
     allow_host: Annotated[list[str] | None, typer.Option(
         "--allow-host", help="Host or CIDR URL ingest may reach although not public "
         "(repeatable; default: only public addresses).")] = None,
@@ -69,7 +73,16 @@ def serve(
         import uvicorn
     except ImportError:
         fail("aspectrag serve needs the service extra: pip install 'aspectrag[service]'")
-    keys = None
+    from aspectrag.cli.common import settings
+
+    svc = settings().service  # flags > environment > config file > defaults
+    host = host or svc.host
+    port = port or svc.port
+    max_upload_mb = max_upload_mb if max_upload_mb is not None else svc.upload_limit_mb
+    request_timeout = request_timeout if request_timeout is not None else svc.request_timeout_s
+    cors_origin = cors_origin or list(svc.cors_origins)
+    allow_host = allow_host or list(settings().crawl.allow_hosts)
+    keys = {k.sha256: set(k.scopes) for k in svc.api_keys} or None
     if keys_file is not None:
         try:
             keys = load_keys_file(keys_file)
@@ -81,7 +94,7 @@ def serve(
     if workers < 1:
         fail("--workers must be at least 1")
     params = {"index": str(index), "api_keys": keys, "cors_origins": tuple(cors_origin or ()),
-              "max_upload_bytes": int(max_upload_mb * 1024 * 1024),
+              "max_upload_bytes": int(max_upload_mb * 10**6),
               "request_timeout": request_timeout, "url_allow": tuple(allow_host or ())}
     config = uvicorn.Config(functools.partial(build_app, params), factory=True, host=host,
                             port=port, workers=workers, log_level="warning",

@@ -6,13 +6,13 @@ comment). ``aspectrag serve --hash-key`` prints a new key and its file line.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
 from aspectrag.errors import ConfigError
+from aspectrag.settings import hash_api_key
 
 SCOPES = frozenset({"read", "write"})
 
@@ -20,9 +20,7 @@ SCOPES = frozenset({"read", "write"})
 KeyTable = Mapping[str, frozenset[str]]
 
 
-def hash_key(key: str) -> str:
-    """SHA-256 hex digest of ``key`` (what is stored at rest)."""
-    return hashlib.sha256(key.encode()).hexdigest()
+hash_key = hash_api_key  # SHA-256 hex digest of a key (what is stored at rest)
 
 
 def new_key() -> str:
