@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,10 +26,15 @@ def is_loopback(host: str) -> bool:
 
 def build_app(params: dict[str, Any]) -> Any:
     """The ASGI app from ``serve``'s parameters (a module-level factory, so uvicorn workers can
-    build it in their own process)."""
+    build it in their own process). Applies the process's thread settings first (the edge's
+    job: torch gets its share of the cores, BLAS 1 thread; without it a query's forward pass
+    and numpy fight over the cores)."""
+    from aspectrag.config import setup_threads
     from aspectrag.service.app import create_app
 
+    setup_threads(params.get("threads") or None)
     p = dict(params)
+    p.pop("threads", None)
     return create_app(p.pop("index"), **p)
 
 
@@ -95,7 +101,8 @@ def serve(
         fail("--workers must be at least 1")
     params = {"index": str(index), "api_keys": keys, "cors_origins": tuple(cors_origin or ()),
               "max_upload_bytes": int(max_upload_mb * 10**6),
-              "request_timeout": request_timeout, "url_allow": tuple(allow_host or ())}
+              "request_timeout": request_timeout, "url_allow": tuple(allow_host or ()),
+              "threads": max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None}
     config = uvicorn.Config(functools.partial(build_app, params), factory=True, host=host,
                             port=port, workers=workers, log_level="warning",
                             timeout_graceful_shutdown=10)
