@@ -97,8 +97,13 @@ def open_index(path: str | Path, adapter: Path | None = None, *,  # type: ignore
 
 def edge_setup() -> None:
     """Process-wide settings applied once, at the command-line edge, before a command loads
-    models: the torch / BLAS thread split (:func:`aspectrag.config.setup_threads`). Model
-    loaders never change them."""
+    models: the torch / BLAS thread split (:func:`aspectrag.config.setup_threads`), and no
+    Hugging Face loading bars or warnings in the default output. Model loaders never change
+    them."""
+    from transformers.utils import logging as hf_logging
+
     from aspectrag.config import setup_threads
 
     setup_threads()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bars in the default output
+    hf_logging.set_verbosity_error()
