@@ -128,7 +128,7 @@ def test_searches_do_not_wait_for_a_running_ingest(tmp_path):
     with TestClient(create_app(idx)) as c:
         r = c.post("/v1/documents", json={"text": "Badgers dig setts.", "source": "badgers"})
         assert wait_job(c, r.json()["job"])["status"] == "succeeded"
-        idx.embedder.delay = 1.5  # every embedding batch of the next ingest takes 1.5 s
+        idx.embedder.delay = 4.0  # every embedding batch of the next ingest takes 4 s (>= 8 s)
         big = " ".join(f"term{i % 499} more words here." for i in range(15_000)).encode()
         job = c.post("/v1/documents", files={"files": ("big.txt", big)}).json()["job"]
         end = time.monotonic() + 30
@@ -141,6 +141,8 @@ def test_searches_do_not_wait_for_a_running_ingest(tmp_path):
             slowest = max(slowest, time.monotonic() - t0)
             assert hits[0]["source"].endswith("badgers.md")
         assert c.get(f"/v1/jobs/{job}").json()["status"] == "running"
-        assert slowest < 1.0
+        # waiting for the writer would take the rest of the ingest (seconds); a search shares
+        # the GIL with the writer thread's splitting, so allow for a loaded machine
+        assert slowest < 3.0
         idx.embedder.delay = 0.0
         assert wait_job(c, job)["status"] == "succeeded"
