@@ -178,8 +178,7 @@ class Index:
             InvalidRequestError: ``k`` < 1 or no searchable word in ``query``.
             IndexNotFoundError: no index at ``path``.
         """
-        k = self.check_request(query, k)
-        r = self.retriever(retriever, **options) if isinstance(retriever, str) else retriever
+        r, k = self._prepare(query, k, retriever, options)
         with self.store.reading():  # one committed state, even while an ingest commits
             return r.retrieve(query, k, _resolve_sources(sources))
 
@@ -194,10 +193,16 @@ class Index:
             InvalidRequestError: ``k`` < 1 or no searchable word in ``query``.
             IndexNotFoundError: no index at ``path``.
         """
-        k = self.check_request(query, k)
-        r = self.retriever(retriever, **options) if isinstance(retriever, str) else retriever
+        r, k = self._prepare(query, k, retriever, options)
         with self.store.reading():  # one committed state, even while an ingest commits
             return r.search(query, k, _resolve_sources(sources))
+
+    def _prepare(self, query: str, k: int, retriever: str | Retriever,
+                 options: dict[str, Any]) -> tuple[Retriever, int]:
+        """The validated ``k`` and the retriever of a search request."""
+        k = self.check_request(query, k)
+        r = self.retriever(retriever, **options) if isinstance(retriever, str) else retriever
+        return r, k
 
     def generator(self, llm: str | None = None, *, decoding: str = "concat") -> Generator:
         """The answer generator: ``llm`` spec (``openai:MODEL``, ``hf:PATH``, ``extractive``) or
