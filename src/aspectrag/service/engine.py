@@ -235,6 +235,14 @@ class Engine:
                 "skipped": [{"source": s, "reason": r} for s, r in rep.skipped],
                 "seconds": rep.seconds, "chunks_per_second": rep.chunks_per_second}
 
+    def crawl(self, seeds: Sequence[str], *, allow_hosts: Sequence[str] = (),
+              **options: Any) -> dict[str, Any]:
+        """Crawl ``seeds`` into the index (:meth:`aspectrag.index.Index.crawl`: polite,
+        de-duplicated, resumable); the crawl report as JSON."""
+        rep = self.index.crawl(list(seeds), allow_hosts=tuple(allow_hosts), progress=False,
+                               **options)
+        return jsonable(rep.to_dict())
+
     def remove(self, source: str) -> int:
         """Delete the document(s) of ``source``; returns how many."""
         return self.index.remove(source)

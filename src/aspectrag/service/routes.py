@@ -16,7 +16,13 @@ from pydantic import ValidationError
 from aspectrag.errors import AspectragError
 from aspectrag.service.engine import hit_json
 from aspectrag.service.problems import Problem, from_library_error
-from aspectrag.service.schemas import AskRequest, SearchRequest, TextDocument, UrlDocument
+from aspectrag.service.schemas import (
+    AskRequest,
+    CrawlDocuments,
+    SearchRequest,
+    TextDocument,
+    UrlDocument,
+)
 from aspectrag.service.state import ServiceState, service
 from aspectrag.service.writer import safe_name
 
@@ -161,6 +167,13 @@ async def _submit_json(st: ServiceState, request: Request) -> str:
     except ValueError:
         raise Problem(400, "Bad request", "the body is not valid JSON") from None
     try:
+        if isinstance(data, dict) and "crawl" in data:
+            crawl = CrawlDocuments.model_validate(data)
+            from aspectrag.service.netguard import check_url
+
+            for seed in crawl.crawl:  # refused seeds: a 400 now (every fetch is checked again)
+                await st.run(lambda seed=seed: check_url(seed, st.config.url_allow))
+            return st.jobs.submit("crawl", crawl.model_dump())
         if isinstance(data, dict) and "url" in data:
             doc = UrlDocument.model_validate(data)
             from aspectrag.service.netguard import resolve_redirects

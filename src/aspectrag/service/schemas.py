@@ -59,6 +59,17 @@ class UrlDocument(_Body):
     url: str = Field(min_length=8, max_length=2000)
 
 
+class CrawlDocuments(_Body):
+    """``POST /v1/documents`` with web pages to crawl (``aspectrag crawl``'s options)."""
+
+    crawl: list[str] = Field(min_length=1, max_length=20, description="Seed URLs.")
+    max_pages: int = Field(100, ge=1, le=10_000)
+    max_depth: int = Field(3, ge=0, le=20)
+    scope: str = Field("host", max_length=200, description="host | prefix | a regex")
+    sitemap: bool = False
+    recrawl: bool = False
+
+
 class ChatMessage(BaseModel):
     """One message of an OpenAI chat request (text content or text parts)."""
 

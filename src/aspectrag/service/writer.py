@@ -38,6 +38,15 @@ def make_handler(state: ServiceState) -> Callable[..., dict[str, Any]]:
         t0 = time.perf_counter()
         if kind == "remove":
             return {"removed": engine.remove(payload["source"])}
+        if kind == "crawl":
+            report({"documents": None, "chunks_done": 0, "chunks_total": None,
+                    "chunks_per_second": 0.0, "phase": "crawling"})
+            result = engine.crawl(payload.pop("crawl"), allow_hosts=state.config.url_allow,
+                                  **payload)
+            report({"documents": len(result["indexed"]), "chunks_done": result["chunks"],
+                    "chunks_total": result["chunks"], "chunks_per_second": 0.0, "phase": "done",
+                    "final": True})
+            return result
         dest = uploads_dir(state)
         dest.mkdir(parents=True, exist_ok=True)
         if kind == "files":
