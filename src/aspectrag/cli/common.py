@@ -107,3 +107,6 @@ def edge_setup() -> None:
     setup_threads()
     hf_logging.disable_progress_bar()  # no "Loading weights" bars in the default output
     hf_logging.set_verbosity_error()
+    import logging
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs index builds at DEBUG
