@@ -50,6 +50,10 @@ WORKLOADS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+#: the first few failed requests (workload, clients, why), printed at the end
+ERRORS: list[str] = []
+
+
 def articles() -> list[dict[str, str]]:
     with open(CORPUS) as f:
         return [json.loads(line) for line in f]
@@ -139,12 +143,15 @@ async def over_http(url: str, questions: list[str], clients: int, seconds: float
                 try:
                     r = await http.post(path, json={key: q, **body})
                     ok = r.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
+                    why = f"HTTP {r.status_code}: {r.text[:200]}"
+                except httpx.HTTPError as e:
+                    ok, why = False, f"{type(e).__name__}: {e}"
                 if ok:
                     lat.append(time.perf_counter() - t0)
                 else:
                     errors += 1
+                    if len(ERRORS) < 5:
+                        ERRORS.append(f"{name}, {clients} clients: {why}")
 
         t0 = time.monotonic()
         await asyncio.gather(*(client(i) for i in range(clients)))
@@ -252,6 +259,9 @@ def main() -> None:
         results["integrity_check"] = conn.execute("PRAGMA integrity_check").fetchone()[0]
     print(f"PRAGMA integrity_check: {results['integrity_check']}")
 
+    for e in ERRORS:
+        print(f"failed request: {e}")
+    results["first_errors"] = ERRORS
     print("\n| workload | p50 overhead ms (1 client) | p99/p50 (max clients) | "
           "throughput / in-process (max clients) | p99 during ingest / idle (max clients) |")
     print("|---|---|---|---|---|")

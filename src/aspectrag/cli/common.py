@@ -98,15 +98,33 @@ def open_index(path: str | Path, adapter: Path | None = None, *,  # type: ignore
 def edge_setup() -> None:
     """Process-wide settings applied once, at the command-line edge, before a command loads
     models: the torch / BLAS thread split (:func:`aspectrag.config.setup_threads`), and no
-    Hugging Face loading bars or warnings in the default output. Model loaders never change
+    library noise in the default output (:func:`quiet_libraries`). Model loaders never change
     them."""
-    from transformers.utils import logging as hf_logging
-
     from aspectrag.config import setup_threads
 
     setup_threads()
-    hf_logging.disable_progress_bar()  # no "Loading weights" bars in the default output
-    hf_logging.set_verbosity_error()
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """No Hugging Face loading bars or warnings, and no bm25s DEBUG lines (bm25s sets its logger
+    to DEBUG when it is imported, so a level set here would be undone: a filter stays). Called
+    by the CLI edge and by every server process."""
     import logging
 
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs index builds at DEBUG
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bars in the default output
+    hf_logging.set_verbosity_error()
+    bm25s_log = logging.getLogger("bm25s")
+    if not any(isinstance(f, _BelowWarning) for f in bm25s_log.filters):
+        bm25s_log.addFilter(_BelowWarning())
+
+
+class _BelowWarning:
+    """A logging filter that drops records below WARNING."""
+
+    def filter(self, record: object) -> bool:
+        import logging
+
+        return getattr(record, "levelno", logging.WARNING) >= logging.WARNING

@@ -29,10 +29,12 @@ def build_app(params: dict[str, Any]) -> Any:
     build it in their own process). Applies the process's thread settings first (the edge's
     job: torch gets its share of the cores, BLAS 1 thread; without it a query's forward pass
     and numpy fight over the cores)."""
+    from aspectrag.cli.common import quiet_libraries
     from aspectrag.config import setup_threads
     from aspectrag.service.app import create_app
 
     setup_threads(params.get("threads") or None)
+    quiet_libraries()
     p = dict(params)
     p.pop("threads", None)
     return create_app(p.pop("index"), **p)
