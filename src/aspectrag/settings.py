@@ -176,7 +176,8 @@ class LLMSettings:
 @dataclass(frozen=True, slots=True)
 class ServiceSettings:
     """HTTP service: bind address, API keys (digests only), CORS origins (empty = CORS off),
-    upload limit in MB (10**6 bytes), request time limit in seconds."""
+    upload limit in MB (10**6 bytes), request time limit in seconds (a streamed answer too),
+    how long finished ingest jobs stay in the job table, in seconds (default 7 days)."""
 
     host: str = _env("SERVICE_HOST", "127.0.0.1")
     port: int = _env("SERVICE_PORT", 8000)
@@ -184,6 +185,7 @@ class ServiceSettings:
     cors_origins: tuple[str, ...] = _env("SERVICE_CORS_ORIGINS", ())
     upload_limit_mb: int = _env("SERVICE_UPLOAD_LIMIT_MB", 50)
     request_timeout_s: float = _env("SERVICE_REQUEST_TIMEOUT_S", 60.0)
+    job_retention_s: float = _env("SERVICE_JOB_RETENTION_S", 7 * 86400.0)
 
     def key_scopes(self, secret: str) -> frozenset[str]:
         """Scopes of the bearer key ``secret`` (empty when it is not a configured key);

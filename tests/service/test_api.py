@@ -194,3 +194,21 @@ def test_health_ready_stats_openapi(hash_client):
     page = hash_client.get("/")
     assert page.status_code == 200 and "<label for=\"question\">" in page.text
     assert "http" not in page.text.split("<body>")[1].replace("https://example.org", "")
+
+
+def test_sse_stream_ends_with_error_after_time_limit():
+    import time as _time
+
+    from aspectrag.service.routes import sse
+
+    def slow():
+        yield "queries", []
+        _time.sleep(0.05)
+        yield "token", "a"
+        yield "token", "b"
+        yield "done", {}
+
+    out = list(sse(slow(), time_limit=0.01))
+    assert out[0].startswith("event: queries")
+    assert out[-1].startswith("event: error") and "503" in out[-1]
+    assert not any(o.startswith("event: done") for o in out)

@@ -146,3 +146,15 @@ def test_searches_do_not_wait_for_a_running_ingest(tmp_path):
         assert slowest < 3.0
         idx.embedder.delay = 0.0
         assert wait_job(c, job)["status"] == "succeeded"
+
+
+def test_prune_deletes_only_old_finished_jobs(tmp_path):
+    jobs = JobStore(tmp_path)
+    done, failed, queued = (jobs.submit("text", {}) for _ in range(3))
+    jobs.finish(done, {"added": 1}, None)
+    jobs.finish(failed, None, "boom")
+    assert jobs.prune(3600) == 0  # finished just now: kept
+    time.sleep(0.05)
+    assert jobs.prune(0.01) == 2
+    assert jobs.get(done) is None and jobs.get(failed) is None
+    assert jobs.get(queued)["status"] == "queued"

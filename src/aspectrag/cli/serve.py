@@ -103,7 +103,8 @@ def serve(
         fail("--workers must be at least 1")
     params = {"index": str(index), "api_keys": keys, "cors_origins": tuple(cors_origin or ()),
               "max_upload_bytes": int(max_upload_mb * 10**6),
-              "request_timeout": request_timeout, "url_allow": tuple(allow_host or ()),
+              "request_timeout": request_timeout, "job_retention": svc.job_retention_s,
+              "url_allow": tuple(allow_host or ()),
               "threads": max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None}
     config = uvicorn.Config(functools.partial(build_app, params), factory=True, host=host,
                             port=port, workers=workers, log_level="warning",

@@ -32,6 +32,7 @@ def create_app(
     max_upload_bytes: int = 50 * 1024 * 1024,
     upload_types: Sequence[str] = UPLOAD_TYPES,
     request_timeout: float = 60.0,
+    job_retention: float = 7 * 86400.0,
     url_allow: Sequence[str] = (),
     allowed_llms: Sequence[str] = (),
     state_dir: str | Path | None = None,
@@ -45,7 +46,9 @@ def create_app(
         cors_origins: origins allowed to call the API from a browser (default: CORS off).
         max_upload_bytes: largest ``POST /v1/documents`` body (413 beyond).
         upload_types: accepted upload suffixes (415 otherwise).
-        request_timeout: seconds before a search/ask is answered 503.
+        request_timeout: seconds before a search/ask is answered 503 (a streamed answer ends
+            with an ``error`` event).
+        job_retention: seconds finished jobs are kept in the job table.
         url_allow: hosts / CIDRs the SSRF guard lets URL ingest reach (default none).
         allowed_llms: extra ``llm`` specs requests may use (e.g. ``hf:/models/x``).
         state_dir: folder of the job table and uploads (default ``<index folder>/service``).
@@ -59,7 +62,7 @@ def create_app(
         api_keys=normalise_keys(api_keys) if api_keys is not None else None,
         cors_origins=tuple(cors_origins), max_upload_bytes=max_upload_bytes,
         upload_types=tuple(s.lower() for s in upload_types), request_timeout=request_timeout,
-        url_allow=tuple(url_allow), allowed_llms=tuple(allowed_llms),
+        job_retention=job_retention, url_allow=tuple(url_allow), allowed_llms=tuple(allowed_llms),
         state_dir=Path(state_dir) if state_dir is not None else None, run_writer=run_writer)
     sdir = config.state_dir or Path(idx.path) / "service"
     engine = Engine(idx, allowed_llms=config.allowed_llms)
@@ -70,7 +73,8 @@ def create_app(
         from aspectrag.service.writer import make_handler
 
         if config.run_writer:
-            state.runner = JobRunner(state.jobs, make_handler(state))
+            state.runner = JobRunner(state.jobs, make_handler(state),
+                                     retention_s=config.job_retention)
             state.runner.start()
         threading.Thread(target=_warm_up, args=(state,), daemon=True).start()
         yield

@@ -146,6 +146,14 @@ class JobStore:
             log.warning("marked %d interrupted job(s) as failed", len(dead))
         return len(dead)
 
+    def prune(self, older_than_s: float) -> int:
+        """Delete finished (succeeded or failed) jobs that finished more than ``older_than_s``
+        seconds ago; returns how many. Queued and running jobs are never deleted."""
+        cur = self._conn().execute(
+            "DELETE FROM jobs WHERE status IN ('succeeded', 'failed') AND finished < ?",
+            (time.time() - older_than_s,))
+        return cur.rowcount
+
     def wait(self, job_id: str, timeout: float) -> dict[str, Any] | None:
         """Poll until the job is finished or ``timeout`` seconds pass; the job."""
         end = time.monotonic() + timeout
@@ -185,11 +193,16 @@ class JobRunner(threading.Thread):
         jobs: the job table.
         handler: runs one job (see ``JobHandler``); raising fails the job with the message.
         poll: seconds between looks at the table when idle (``notify`` wakes it at once).
+        retention_s: finished jobs older than this many seconds are deleted (looked at once a
+            minute while idle).
     """
 
-    def __init__(self, jobs: JobStore, handler: JobHandler, *, poll: float = 0.5) -> None:
+    def __init__(self, jobs: JobStore, handler: JobHandler, *, poll: float = 0.5,
+                 retention_s: float = 7 * 86400.0) -> None:
         super().__init__(name="aspectrag-writer", daemon=True)
         self.jobs, self.handler, self.poll = jobs, handler, poll
+        self.retention_s = retention_s
+        self._pruned = 0.0
         self._wake = threading.Event()
         self._halt = threading.Event()
         self._hb_stop = threading.Event()
@@ -216,12 +229,24 @@ class JobRunner(threading.Thread):
                     log.warning("job table: %s", e)
                     claimed = None
                 if claimed is None:
+                    self._prune()
                     self._wake.wait(self.poll)
                     self._wake.clear()
                     continue
                 self._run_one(*claimed)
         finally:
             self._hb_stop.set()
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        if now - self._pruned < 60.0:
+            return
+        self._pruned = now
+        try:
+            if n := self.jobs.prune(self.retention_s):
+                log.info("deleted %d finished job(s) older than %g s", n, self.retention_s)
+        except sqlite3.Error as e:
+            log.warning("job table: %s", e)
 
     def _run_one(self, job_id: str, kind: str, payload: dict[str, Any]) -> None:
         last = [0.0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -86,16 +87,27 @@ async def ask(body: AskRequest, request: Request) -> Any:
         return FastJSONResponse(await st.run(st.engine.ask, question, body.k, spec, **kw))
     await st.run(lambda: (st.engine.retriever(spec), st.engine.generator(body.llm, body.decoding)))
     events = st.engine.ask_events(question, body.k, spec, **kw)
-    return StreamingResponse(sse(events), media_type="text/event-stream",
+    return StreamingResponse(sse(events, st.config.request_timeout), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def sse(events: Iterator[tuple[str, Any]]) -> Iterator[str]:
+def sse(events: Iterator[tuple[str, Any]], time_limit: float | None = None) -> Iterator[str]:
     """Server-Sent Events from ``(event, data)`` pairs; an error ends the stream with an
-    ``error`` event carrying a problem object (no stack trace)."""
+    ``error`` event carrying a problem object (no stack trace). ``time_limit``: seconds after
+    which the stream ends with a 503 ``error`` event (checked between events, so a generator
+    stuck inside one step is cut at its next event)."""
+    end = time.monotonic() + time_limit if time_limit is not None else None
     try:
         for event, data in events:
             yield f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+            if end is not None and event != "done" and time.monotonic() > end:
+                close = getattr(events, "close", None)
+                if close is not None:
+                    close()
+                yield _error_event(503, "Request timed out",
+                                   f"the answer took longer than {time_limit:g} s; ask for fewer "
+                                   "hits (k) or a faster model, or retry later")
+                return
     except (AspectragError, ValueError) as e:
         p = from_library_error(e)
         yield _error_event(p.status, p.title, p.detail)

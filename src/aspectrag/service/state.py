@@ -36,7 +36,9 @@ class ServiceConfig:
         max_upload_bytes: largest upload request body, in bytes.
         max_body_bytes: largest body of any other request, in bytes.
         upload_types: accepted file-name suffixes of uploads.
-        request_timeout: seconds a search/ask may take before a 503 answer.
+        request_timeout: seconds a search/ask may take before a 503 answer; a streamed answer
+            ends with an ``error`` event (503) when it runs longer.
+        job_retention: seconds a finished job stays in the job table (then it is deleted).
         url_allow: hosts / CIDRs exempt from the SSRF guard for URL ingest.
         allowed_llms: ``llm`` specs a request may name besides extractive/openai:*.
         state_dir: job table and uploaded files (default ``<index>/service``).
@@ -49,6 +51,7 @@ class ServiceConfig:
     max_body_bytes: int = 1024 * 1024
     upload_types: tuple[str, ...] = UPLOAD_TYPES
     request_timeout: float = 60.0
+    job_retention: float = 7 * 86400.0
     url_allow: tuple[str, ...] = ()
     allowed_llms: tuple[str, ...] = ()
     state_dir: Path | None = None
