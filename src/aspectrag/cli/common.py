@@ -97,16 +97,27 @@ def open_index(path: str | Path, adapter: Path | None = None, *,  # type: ignore
 
 def edge_setup() -> None:
     """Process-wide settings applied once, at the command-line edge, before a command loads
-    models: the torch / BLAS thread split (:func:`aspectrag.config.setup_threads`), and no
+    models: the runtime / BLAS thread split (:func:`aspectrag.config.setup_threads`), and no
     Hugging Face loading bars or warnings in the default output. Model loaders never change
-    them."""
-    from transformers.utils import logging as hf_logging
+    them.
+
+    Imports neither torch nor transformers (the query path of an ONNX index needs neither):
+    when transformers is not loaded yet, its verbosity and the hub's progress bars are set
+    through the variables they read at import (``TRANSFORMERS_VERBOSITY``,
+    ``HF_HUB_DISABLE_PROGRESS_BARS``; a value the user set is kept)."""
+    import logging
+    import os
+    import sys
 
     from aspectrag.config import setup_threads
 
     setup_threads()
-    hf_logging.disable_progress_bar()  # no "Loading weights" bars in the default output
-    hf_logging.set_verbosity_error()
-    import logging
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # no "Loading weights" bars in the default output
+        hf_logging.set_verbosity_error()
+    else:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs index builds at DEBUG
