@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.fakes import HashEmbedder
 
 from aspectrag.index import Index
-from tests.fakes import HashEmbedder
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG_NAME = "a_rather_long_file_name_that_used_to_be_cut_by_the_table_at_eighty_columns.md"
