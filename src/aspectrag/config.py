@@ -44,7 +44,9 @@ def setup_threads(n: int | None = None) -> int:
         if not _THREADS_SET or torch.get_num_threads() != n:
             torch.set_num_threads(n)
     else:
-        os.environ["OMP_NUM_THREADS"] = str(n)  # read by torch when it loads (not by us)
+        from aspectrag.settings import export_to_libraries
+
+        export_to_libraries({"OMP_NUM_THREADS": str(n)})  # read by torch when it loads
     if not _THREADS_SET:
         threadpool_limits(limits=1, user_api="blas")
         _THREADS_SET = True

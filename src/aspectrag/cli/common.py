@@ -106,7 +106,6 @@ def edge_setup() -> None:
     through the variables they read at import (``TRANSFORMERS_VERBOSITY``,
     ``HF_HUB_DISABLE_PROGRESS_BARS``; a value the user set is kept)."""
     import logging
-    import os
     import sys
 
     from aspectrag.config import setup_threads
@@ -118,6 +117,8 @@ def edge_setup() -> None:
         hf_logging.disable_progress_bar()  # no "Loading weights" bars in the default output
         hf_logging.set_verbosity_error()
     else:
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        from aspectrag.settings import export_to_libraries
+
+        quiet = {"TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+        export_to_libraries(quiet, keep_user=frozenset(quiet))
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs index builds at DEBUG
