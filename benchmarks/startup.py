@@ -25,7 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-
 _APP = ["-c", "from aspectrag.cli.main import app; app()"]
 
 
