@@ -19,22 +19,35 @@ _THREADS_SET = False
 
 
 def setup_threads(n: int | None = None) -> int:
-    """Give torch the intra-op pool and keep numpy's BLAS single-threaded.
+    """Give torch (or ONNX Runtime) the intra-op pool and keep numpy's BLAS single-threaded.
 
-    On small machines torch and OpenBLAS/MKL fight over the cores when both run multi-threaded
-    pools (a hybrid query measured 8 ms with one setting and 50 ms with another), so torch
-    gets ``n`` threads (default: the ``threads`` setting, ``ASPECTRAG_THREADS``, or all cores
-    when 0) and BLAS gets 1: the numpy work here (one query x matrix products, sorting) is
-    memory-bound anyway. Idempotent; returns the torch thread count.
+    On small machines the model runtime and OpenBLAS/MKL fight over the cores when both run
+    multi-threaded pools (a hybrid query measured 8 ms with one setting and 50 ms with
+    another), so the runtime gets ``n`` threads (default: the ``threads`` setting,
+    ``ASPECTRAG_THREADS``, or all cores when 0) and BLAS gets 1: the numpy work here (one
+    query x matrix products, sorting) is memory-bound anyway. Idempotent; returns ``n``.
+
+    Imports no torch: when torch is already loaded its pool is resized now; otherwise
+    ``OMP_NUM_THREADS`` is set for this process so that torch, if a later step loads it,
+    starts with ``n`` intra-op threads (a torch-free query path stays torch-free). ONNX
+    Runtime embedders read the ``threads`` setting themselves.
     """
     global _THREADS_SET
-    import torch
+    import sys
+
     from threadpoolctl import threadpool_limits
 
     if n is None:
         n = get_settings().threads or (os.cpu_count() or 1)
-    if not _THREADS_SET or torch.get_num_threads() != n:
-        torch.set_num_threads(n)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        if not _THREADS_SET or torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+    else:
+        from aspectrag.settings import export_to_libraries
+
+        export_to_libraries({"OMP_NUM_THREADS": str(n)})  # read by torch when it loads
+    if not _THREADS_SET:
         threadpool_limits(limits=1, user_api="blas")
         _THREADS_SET = True
     return n

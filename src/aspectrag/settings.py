@@ -512,3 +512,16 @@ def get_settings(config_file: str | Path | None = None, **overrides: Any) -> Set
     main = _stamp(find_config_file(config_file))
     s = _load(main, _stamp(_llm_file(main, dict(env))), env)
     return s.replace(**overrides) if overrides else s
+
+
+def export_to_libraries(values: dict[str, str], *, keep_user: frozenset[str] = frozenset()) -> None:
+    """Set process environment variables that third-party libraries read when a later step
+    imports them (``OMP_NUM_THREADS`` for torch's pool, ``TRANSFORMERS_VERBOSITY``,
+    ``HF_HUB_DISABLE_PROGRESS_BARS``): the command line configures them this way so that it
+    need not import those libraries up front. Names in ``keep_user`` keep a value the user
+    already set. The one place (with the settings above) that touches ``os.environ``."""
+    for name, value in values.items():
+        if name in keep_user:
+            os.environ.setdefault(name, value)
+        else:
+            os.environ[name] = value

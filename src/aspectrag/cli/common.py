@@ -97,7 +97,7 @@ def open_index(path: str | Path, adapter: Path | None = None, *,  # type: ignore
 
 def edge_setup() -> None:
     """Process-wide settings applied once, at the command-line edge, before a command loads
-    models: the torch / BLAS thread split (:func:`aspectrag.config.setup_threads`), and no
+    models: the runtime / BLAS thread split (:func:`aspectrag.config.setup_threads`), and no
     library noise in the default output (:func:`quiet_libraries`). Model loaders never change
     them."""
     from aspectrag.config import setup_threads
@@ -107,15 +107,27 @@ def edge_setup() -> None:
 
 
 def quiet_libraries() -> None:
-    """No Hugging Face loading bars or warnings, and no bm25s DEBUG lines (bm25s sets its logger
-    to DEBUG when it is imported, so a level set here would be undone: a filter stays). Called
-    by the CLI edge and by every server process."""
+    """No Hugging Face loading bars or warnings, and no bm25s DEBUG lines. Called by the CLI
+    edge and by every server process.
+
+    Imports neither torch nor transformers (the query path of an ONNX index needs neither):
+    when transformers is not loaded yet, its verbosity and the hub's progress bars are set
+    through the variables they read at import (``TRANSFORMERS_VERBOSITY``,
+    ``HF_HUB_DISABLE_PROGRESS_BARS``; a value the user set is kept). bm25s sets its logger to
+    DEBUG when it is imported, so a level set here would be undone: a filter stays."""
     import logging
+    import sys
 
-    from transformers.utils import logging as hf_logging
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # no "Loading weights" bars in the default output
-    hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()  # no "Loading weights" bars in the default output
+        hf_logging.set_verbosity_error()
+    else:
+        from aspectrag.settings import export_to_libraries
+
+        quiet = {"TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+        export_to_libraries(quiet, keep_user=frozenset(quiet))
     bm25s_log = logging.getLogger("bm25s")
     if not any(isinstance(f, _BelowWarning) for f in bm25s_log.filters):
         bm25s_log.addFilter(_BelowWarning())

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from aspectrag.cli import admin, crawl, eval_mrag, heads, rerank, serve, train
 from aspectrag.cli.common import (
@@ -284,13 +283,36 @@ def search(
                            "doc_id": h.chunk.doc_id, "source": h.chunk.source,
                            "text": h.chunk.text} for h in hits], ensure_ascii=False, indent=1))
         return
+    out.print(hits_table(hits))
+
+
+def hits_table(hits):  # type: ignore[no-untyped-def]
+    """The results table of ``search``: rank, score, where (file name and location on lines of
+    their own, never cut; then the folder, folded at the column width) and the text (first
+    300 characters)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    def where(source: str) -> tuple[str, str]:  # (name, folder or URL)
+        if source.startswith(("http://", "https://")):
+            return source, ""
+        p = Path(source)
+        return p.name or source, str(p.parent) if p.name else ""
+
+    cells = [(*where(h.chunk.source), str(h.chunk.location or "")) for h in hits]
+    width = max([len(t) for c in cells for t in c[:1] + c[2:]] + [len("source / location")])
     table = Table(show_lines=True)
-    for col in ("#", "score", "source / location", "text"):
-        table.add_column(col)
-    for h in hits:
+    table.add_column("#", no_wrap=True)
+    table.add_column("score", no_wrap=True)
+    table.add_column("source / location", min_width=min(width, 100), overflow="fold")
+    table.add_column("text", min_width=20)
+    for h, (name, folder, location) in zip(hits, cells, strict=True):
         text = h.chunk.text if len(h.chunk.text) < 300 else h.chunk.text[:300] + "…"
-        table.add_row(str(h.rank), f"{h.score:.3f}", f"{h.chunk.source}\n{h.chunk.location}", text)
-    out.print(table)
+        lines = [f"[bold]{escape(name)}[/]", escape(location)] + (
+            [f"[dim]{escape(folder)}[/]"] if folder else [])
+        table.add_row(str(h.rank), f"{h.score:.3f}", "\n".join(x for x in lines if x),
+                      escape(text))
+    return table
 
 
 @app.command()
@@ -423,6 +445,8 @@ def eval_beir(
     if as_json:
         print(json.dumps(scores))
         return
+    from rich.table import Table
+
     table = Table(title=f"{folder} ({split}, {len(ds.queries)} queries), retriever {r.name}")
     for m in scores:
         table.add_column(m)

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aspectrag.embed.base import Embedder
+
+#: Embedders by the name an index records (``store.get_meta("embedder")``), for embedders
+#: outside this package (a plugin, a test's torch-free stand-in): ``build_embedder(recorded=
+#: NAME)`` returns ``RECORDED[NAME]()``. Register with :func:`register_recorded`.
+RECORDED: dict[str, Callable[[], Embedder]] = {}
+
+
+def register_recorded(name: str, builder: Callable[[], Embedder]) -> None:
+    """Make indexes that record embedder ``name`` open with ``builder()`` (no arguments)."""
+    RECORDED[name] = builder
 
 
 def heads_enabled() -> bool:
@@ -32,6 +44,8 @@ def build_embedder(
     Raises:
         aspectrag.errors.ConfigError: ``adapter`` is not an adapter folder (raised on first use).
     """
+    if recorded in RECORDED and model_path is None and adapter is None:
+        return RECORDED[recorded]()
     if heads if heads is not None else heads_enabled():
         from aspectrag.multihead.embedder import MultiHeadEmbedder
 

@@ -157,7 +157,15 @@ class MultiHeadEmbedder(HFEmbedder):
     # -- model structure -------------------------------------------------------------------
     @property
     def family(self) -> str:
-        """``"encoder"`` (BERT-like) or ``"decoder"`` (Llama-like)."""
+        """``"encoder"`` (BERT-like) or ``"decoder"`` (Llama-like).
+
+        Read from the folder's ``config.json`` for the BERT family (so ``name``, which an
+        index is checked against before every search, loads neither torch nor the model);
+        other models are loaded and their structure inspected."""
+        if "model" not in vars(self):
+            family = _family_from_config(self.model_path)
+            if family is not None:
+                return family
         return locate_attention_output(self.model, self.layer)[1]
 
     @property
@@ -344,3 +352,21 @@ class RawCache:
         return dense_out, {
             (ly, p): np.stack([g[1][(ly, p)] for g in got]) for ly in layers for p in poolings
         }
+
+
+#: ``model_type`` values whose ``AutoModel`` has the BERT layout ``encoder.layer[i]``
+#: (:func:`~aspectrag.multihead.model.locate_attention_output` finds them as "encoder").
+_BERT_LAYOUT_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "camembert", "electra"})
+
+
+def _family_from_config(model_path: str) -> str | None:
+    """``"encoder"`` when ``model_path/config.json`` names a BERT-layout ``model_type`` (and
+    no adapter changes the architecture: LoRA keeps it), else None (unknown: load the model)."""
+    import json
+    from pathlib import Path
+
+    try:
+        cfg = json.loads((Path(model_path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return "encoder" if cfg.get("model_type") in _BERT_LAYOUT_TYPES else None
