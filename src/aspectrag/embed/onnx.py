@@ -167,12 +167,9 @@ class _OnnxRuntime:
             return sess
 
     def _open(self, layers: tuple[int, ...]) -> Any:
-        try:
-            import onnxruntime as ort
-        except ImportError as e:
-            raise ConfigError(
-                "the ONNX runtime needs onnxruntime: pip install 'aspectrag[onnx]' "
-                "(or set embedder.runtime = \"torch\")") from e
+        from aspectrag.extras import optional_import
+
+        ort = optional_import("onnxruntime", "the ONNX embedder runtime")
         from aspectrag.embed.onnx_export import ensure_export
 
         path = ensure_export(self.model_path, self.cache_dir, adapter=self.adapter,
