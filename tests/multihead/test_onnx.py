@@ -137,7 +137,6 @@ def test_minilm_int8_quality_index_round_trip_and_torch_free_import(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from aspectrag.index import Index
-    from aspectrag.types import Document
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("ASPECTRAG_CACHE_DIR", str(cache))
@@ -156,10 +155,13 @@ def test_minilm_int8_quality_index_round_trip_and_torch_free_import(
         assert np.mean(per_head) >= 0.99, (key, per_head)
         assert min(per_head) >= 0.985, (key, per_head)
 
-    docs = [Document(doc_id=f"d{i}", source=f"mem://d{i}", title="", text=s)
-            for i, s in enumerate(sents[:20])]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, s in enumerate(sents[:20]):
+        (docs / f"d{i}.txt").write_text(s + ".\n")
     idx = Index(tmp_path / "idx", embedder=q8)
-    idx.ingest([], documents=docs)
+    report = idx.ingest([docs])
+    assert report is not None
     hits = Index(tmp_path / "idx").search(sents[3], k=3, retriever="dense")
     assert hits[0].chunk.text.strip().startswith(sents[3][:30])
     reopened = Index(tmp_path / "idx")
