@@ -9,6 +9,7 @@ when the feature is used; a missing one raises ``MissingExtraError`` naming the 
 | html     | trafilatura, lxml      | HTML files and web pages                        |
 | pdf      | pypdf                  | PDF files                                       |
 | eval     | ranx                   | BEIR / dev-set metrics                          |
+| onnx     | onnxruntime, onnx      | ONNX Runtime embedder (also base dependencies)  |
 | all      | all of the above       |                                                 |
 """
 
@@ -28,6 +29,8 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "lxml": ("html", "lxml"),
     "pypdf": ("pdf", "pypdf"),
     "ranx": ("eval", "ranx"),
+    "onnxruntime": ("onnx", "onnxruntime"),
+    "onnx": ("onnx", "onnx"),
     "courlan": ("crawl", "courlan"),
     "protego": ("crawl", "protego"),
     "datasketch": ("crawl", "datasketch"),

@@ -36,6 +36,8 @@ Fields (``section.field``: environment variable, default):
     embedder.path: ASPECTRAG_EMBEDDER, None (= bundled all-MiniLM-L6-v2)
     embedder.adapter: ASPECTRAG_EMBEDDER_ADAPTER, None (LoRA adapter folder)
     embedder.heads: ASPECTRAG_HEADS, true (per-head vectors at ingest, Multi-Head RAG)
+    embedder.runtime: ASPECTRAG_EMBEDDER_RUNTIME, None (= ``torch`` for a new index, the
+        recorded one for an existing index); ``torch``, ``onnx-int8``, ``onnx-fp32``, ``auto``
     chunking.chunk_size / chunk_overlap: ASPECTRAG_CHUNK_SIZE / ASPECTRAG_CHUNK_OVERLAP,
         224 / 32 embedder tokens
     llm.base_url / model / api_key: ASPECTRAG_LLM_BASE_URL / _MODEL / _API_KEY, None
@@ -132,11 +134,14 @@ class IndexSettings:
 @dataclass(frozen=True, slots=True)
 class EmbedderSettings:
     """The embedding model: ``path`` None = bundled all-MiniLM-L6-v2; ``adapter`` a LoRA folder;
-    ``heads``: also store per-head vectors at ingest (Multi-Head RAG, Besta et al. 2024)."""
+    ``heads``: also store per-head vectors at ingest (Multi-Head RAG, Besta et al. 2024);
+    ``runtime``: ``torch``, ``onnx-int8``, ``onnx-fp32`` or ``auto`` (None: see
+    ``embed/factory.py``)."""
 
     path: str | None = _env("EMBEDDER")
     adapter: str | None = _env("EMBEDDER_ADAPTER")
     heads: bool = _env("HEADS", True)
+    runtime: str | None = _env("EMBEDDER_RUNTIME")
 
 
 @dataclass(frozen=True, slots=True)

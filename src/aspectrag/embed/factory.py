@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from importlib.util import find_spec
 
 from aspectrag.embed.base import Embedder
+from aspectrag.errors import ConfigError
+
+RUNTIMES: tuple[str, ...] = ("torch", "onnx-int8", "onnx-fp32", "auto")
+DEFAULT_RUNTIME = "torch"
+"""Runtime of a new index when ``embedder.runtime`` is unset (``"auto"`` = onnx-int8 when
+onnxruntime is installed, else torch)."""
+_RECORDED = re.compile(r"@(onnx-int8|onnx-fp32)(?::|$)")
 
 #: Embedders by the name an index records (``store.get_meta("embedder")``), for embedders
 #: outside this package (a plugin, a test's torch-free stand-in): ``build_embedder(recorded=
@@ -25,28 +34,76 @@ def heads_enabled() -> bool:
     return get_settings().embedder.heads
 
 
+def recorded_runtime(name: str) -> str:
+    """The runtime an embedder ``name`` (as recorded in an index) was built with: the
+    ``@onnx-int8`` / ``@onnx-fp32`` suffix, else ``"torch"``."""
+    m = _RECORDED.search(name)
+    return m.group(1) if m else "torch"
+
+
+def resolve_runtime(runtime: str | None, recorded: str | None) -> str:
+    """The concrete runtime (``torch``, ``onnx-int8``, ``onnx-fp32``).
+
+    ``runtime`` None or ``"auto"`` follows the index's ``recorded`` embedder name; for a new
+    index None means :data:`DEFAULT_RUNTIME` and ``"auto"`` onnx-int8 when onnxruntime is
+    installed.
+
+    Raises:
+        ConfigError: unknown ``runtime``, or an explicit one that contradicts ``recorded``.
+    """
+    if runtime is not None and runtime not in RUNTIMES:
+        raise ConfigError(f"embedder.runtime {runtime!r} unknown; use one of {', '.join(RUNTIMES)}")
+    if recorded:
+        rec = recorded_runtime(recorded)
+        if runtime in (None, "auto") or runtime == rec:
+            return rec
+        raise ConfigError(
+            f"embedder.runtime {runtime!r} differs from the runtime {rec!r} this index was "
+            f"built with ({recorded}): unset embedder.runtime (or set it to {rec!r}), or "
+            "re-ingest into a new index to change runtimes")
+    chosen = runtime or DEFAULT_RUNTIME
+    if chosen == "auto":
+        return "onnx-int8" if find_spec("onnxruntime") is not None else "torch"
+    return chosen
+
+
 def build_embedder(
     model_path: str | None = None,
     *,
     recorded: str | None = None,
     heads: bool | None = None,
     adapter: str | None = None,
+    runtime: str | None = None,
 ) -> Embedder:
     """The embedder for ``model_path`` (default: bundled all-MiniLM-L6-v2).
 
     ``recorded`` is the embedder name stored in an existing index; it is used to pick the same
-    kind of embedder (e.g. multi-head) when reopening the index. ``heads`` (default
+    kind of embedder (e.g. multi-head) and runtime when reopening the index. ``heads`` (default
     :func:`heads_enabled`) selects the :class:`~aspectrag.multihead.embedder.MultiHeadEmbedder`,
     which adds one vector space per attention head to the standard one (same ``name``).
     ``adapter`` is a LoRA adapter folder (``aspectrag train embedder``) merged into the model;
-    the per-head vectors then come from the fine-tuned model too.
+    the per-head vectors then come from the fine-tuned model too. ``runtime`` (default: the
+    ``embedder.runtime`` setting) is resolved by :func:`resolve_runtime`; the ONNX runtimes
+    give :mod:`aspectrag.embed.onnx`'s embedders (name suffix ``@onnx-int8`` / ``@onnx-fp32``).
 
     Raises:
-        aspectrag.errors.ConfigError: ``adapter`` is not an adapter folder (raised on first use).
+        aspectrag.errors.ConfigError: ``adapter`` is not an adapter folder (raised on first use);
+            unknown runtime or one contradicting ``recorded``.
     """
     if recorded in RECORDED and model_path is None and adapter is None:
         return RECORDED[recorded]()
-    if heads if heads is not None else heads_enabled():
+    if runtime is None:
+        from aspectrag.settings import get_settings
+
+        runtime = get_settings().embedder.runtime
+    chosen = resolve_runtime(runtime, recorded)
+    multi = heads if heads is not None else heads_enabled()
+    if chosen != "torch":
+        from aspectrag.embed.onnx import OnnxEmbedder, OnnxMultiHeadEmbedder
+
+        cls = OnnxMultiHeadEmbedder if multi else OnnxEmbedder
+        return cls(model_path, adapter=adapter, runtime=chosen)
+    if multi:
         from aspectrag.multihead.embedder import MultiHeadEmbedder
 
         return MultiHeadEmbedder(model_path, adapter=adapter)

@@ -1,0 +1,289 @@
+"""ONNX Runtime embedders: :class:`HFEmbedder` / :class:`MultiHeadEmbedder` without torch.
+
+The model is exported once by :mod:`aspectrag.embed.onnx_export` (cached by model hash); the
+encode path uses only ``onnxruntime``, ``tokenizers`` (``tokenizer.json``) and numpy, and reads
+dims/heads/family from ``config.json``. ``.model`` / ``.tokenizer`` stay the lazily loaded
+torch/transformers objects of the parent classes (late-interaction reranking, training): they
+load only when touched. Runtimes: ``"onnx-int8"`` (dynamic int8, per-channel weights) and
+``"onnx-fp32"``; the embedder ``name`` gets the suffix ``@onnx-int8`` / ``@onnx-fp32`` so an
+index records which runtime built it (vectors of two runtimes are never mixed silently).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aspectrag.embed.base import TextKind
+from aspectrag.embed.hf import HFEmbedder, _progress
+from aspectrag.errors import ConfigError
+from aspectrag.multihead.embedder import MultiHeadEmbedder
+
+ONNX_RUNTIMES: tuple[str, ...] = ("onnx-int8", "onnx-fp32")
+_DECODER_TYPES = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3",
+                  "mixtral", "olmo", "olmo2", "granite"}
+
+
+def runtime_suffix(runtime: str) -> str:
+    """The embedder-name suffix of an ONNX ``runtime``: ``"@onnx-int8"`` / ``"@onnx-fp32"``."""
+    return f"@{runtime}"
+
+
+def pool_np(x: np.ndarray, mask: np.ndarray, pooling: str) -> np.ndarray:
+    """Numpy twin of :func:`aspectrag.embed.pooling.pool_tokens`: ``x`` float32 ``(B, L, D)``,
+    ``mask`` int ``(B, L)`` -> ``(B, D)`` float32 (mean / cls / last non-padding token)."""
+    if pooling == "mean":
+        m = mask[..., None].astype(np.float32)
+        return (x * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+    if pooling == "cls":
+        return x[:, 0]
+    if pooling == "last":
+        length = mask.shape[1]
+        last = (length - 1) - np.argmax(mask[:, ::-1].astype(np.int64), axis=1)
+        return x[np.arange(x.shape[0]), last]
+    raise ConfigError(f"pooling {pooling!r} unknown; use one of mean, cls, last")
+
+
+def _normalize(v: np.ndarray) -> np.ndarray:
+    return (v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+class _OnnxRuntime:
+    """Session, tokenizer and config handling shared by the two ONNX embedders (a mixin over
+    :class:`HFEmbedder`; attributes ``model_path``, ``adapter``, ``batch_size``)."""
+
+    model_path: str
+    adapter: str | None
+    runtime: str
+    threads: int
+    cache_dir: Path
+
+    def _init_onnx(self, runtime: str, threads: int | None, cache_dir: Path | None) -> None:
+        if runtime not in ONNX_RUNTIMES:
+            raise ConfigError(f"ONNX runtime {runtime!r} unknown; use one of {ONNX_RUNTIMES}")
+        from aspectrag.settings import get_settings
+
+        s = get_settings()
+        self.runtime = runtime
+        self.threads = s.threads if threads is None else threads
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else Path(s.cache_dir)
+        self._sessions: dict[tuple[int, ...], Any] = {}
+        self._sessions_lock = threading.Lock()
+        self._tok_lock = threading.Lock()
+
+    @cached_property
+    def hf_config(self) -> dict[str, Any]:
+        """The model folder's ``config.json`` as a dict."""
+        return json.loads((Path(self.model_path) / "config.json").read_text())
+
+    @property
+    def dim(self) -> int:
+        return int(self.hf_config["hidden_size"])
+
+    @property
+    def max_tokens(self) -> int:
+        if self._max_tokens is not None:  # type: ignore[attr-defined]
+            return int(self._max_tokens)  # type: ignore[attr-defined]
+        folder = Path(self.model_path)
+        st = folder / "sentence_bert_config.json"
+        if st.exists():
+            return int(json.loads(st.read_text()).get("max_seq_length", 256))
+        tc = folder / "tokenizer_config.json"
+        limit = 512
+        if tc.exists():
+            limit = int(min(json.loads(tc.read_text()).get("model_max_length", 512), 512))
+        return limit
+
+    # -- tokenizer -------------------------------------------------------------------------
+    @cached_property
+    def _fast(self) -> tuple[Any, Any] | None:
+        """``(batch tokenizer with padding + truncation, plain counting tokenizer)`` from
+        ``tokenizer.json``, or None when the folder has none (then transformers' is used)."""
+        path = Path(self.model_path) / "tokenizer.json"
+        if not path.exists():
+            return None
+        from tokenizers import Tokenizer
+
+        batch, plain = Tokenizer.from_file(str(path)), Tokenizer.from_file(str(path))
+        plain.no_truncation()
+        plain.no_padding()
+        tc_path = Path(self.model_path) / "tokenizer_config.json"
+        tc = json.loads(tc_path.read_text()) if tc_path.exists() else {}
+        pad = tc.get("pad_token")
+        if isinstance(pad, dict):
+            pad = pad.get("content")
+        padding = batch.padding or {}
+        pad = pad or padding.get("pad_token")
+        pad_id = batch.token_to_id(pad) if pad else None
+        if pad_id is None:
+            raise ConfigError(f"{self.model_path}: the tokenizer has no pad token; set one")
+        batch.enable_padding(pad_id=pad_id, pad_token=pad,
+                             direction=tc.get("padding_side", "right"))
+        batch.enable_truncation(max_length=self.max_tokens,
+                                direction=tc.get("truncation_side", "right"))
+        return batch, plain
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens of ``text`` without special tokens."""
+        fast = self._fast
+        if fast is None:
+            return HFEmbedder.count_tokens(self, text)  # type: ignore[arg-type]
+        return len(fast[1].encode(text, add_special_tokens=False).ids)
+
+    def _tokenize_np(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """int64 ``(B, L)`` arrays ``input_ids``, ``attention_mask``, ``token_type_ids``."""
+        fast = self._fast
+        if fast is None:
+            from aspectrag.embed.hf import tokenizer_lock
+
+            tok = self.tokenizer  # type: ignore[attr-defined]
+            with tokenizer_lock(tok):
+                enc = tok(list(texts), padding=True, truncation=True,
+                          max_length=self.max_tokens, return_tensors="np")
+            return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+        with self._tok_lock:
+            encs = fast[0].encode_batch(list(texts))
+        return {
+            "input_ids": np.array([e.ids for e in encs], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64),
+        }
+
+    # -- session ---------------------------------------------------------------------------
+    def session(self, layers: Sequence[int] = (-1,)) -> Any:
+        """The ``onnxruntime.InferenceSession`` of the export tapping ``layers`` (exported on
+        first use; thread-safe ``run``)."""
+        key = tuple(layers)
+        with self._sessions_lock:
+            sess = self._sessions.get(key)
+            if sess is None:
+                sess = self._sessions[key] = self._open(key)
+            return sess
+
+    def _open(self, layers: tuple[int, ...]) -> Any:
+        from aspectrag.extras import optional_import
+
+        ort = optional_import("onnxruntime", "the ONNX embedder runtime")
+        from aspectrag.embed.onnx_export import ensure_export
+
+        path = ensure_export(self.model_path, self.cache_dir, adapter=self.adapter,
+                             layers=layers, precision=self.runtime.split("-")[1])
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(0, int(self.threads))
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def _forward(self, texts: Sequence[str], layers: Sequence[int]
+                 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """``(last_hidden_state (B, L, D), mask (B, L), [head context (B, L, H*dh)] per layer)``."""
+        sess = self.session(layers)
+        enc = self._tokenize_np(texts)
+        names = {i.name for i in sess.get_inputs()}
+        feeds = {k: v for k, v in enc.items() if k in names}
+        outs = sess.run(None, feeds)
+        return outs[0], enc["attention_mask"], list(outs[1:])
+
+
+class OnnxEmbedder(_OnnxRuntime, HFEmbedder):
+    """:class:`HFEmbedder` (mean pooling + L2 norm) run by ONNX Runtime.
+
+    Args: as :class:`HFEmbedder`, plus ``runtime`` (``"onnx-int8"`` or ``"onnx-fp32"``),
+    ``threads`` (ORT intra-op threads, 0 = all cores; default: the ``threads`` setting) and
+    ``cache_dir`` (default: the ``cache_dir`` setting; exports go to ``<cache_dir>/onnx``).
+
+    Attributes:
+        name: ``HFEmbedder``'s name + ``"@onnx-int8"`` / ``"@onnx-fp32"``.
+    """
+
+    def __init__(self, model_path: str | None = None, *, runtime: str = "onnx-int8",
+                 threads: int | None = None, cache_dir: Path | None = None,
+                 **hf_options: Any) -> None:
+        HFEmbedder.__init__(self, model_path, **hf_options)
+        self._init_onnx(runtime, threads, cache_dir)
+        self.name = self.name + runtime_suffix(runtime)
+
+    def encode(
+        self, texts: Sequence[str], *, kind: TextKind = "document", show_progress: bool = False
+    ) -> Mapping[str, np.ndarray]:
+        """Embed ``texts`` -> ``{"dense": float32 (len(texts), dim)}``, rows L2-normalised."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return {"dense": out}
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        progress = _progress(show_progress, len(texts))
+        for i in range(0, len(order), self.batch_size):
+            idx = order[i : i + self.batch_size]
+            hidden, mask, _ = self._forward([texts[j] for j in idx], [-1])
+            out[idx] = _normalize(pool_np(hidden, mask, "mean"))
+            if progress is not None:
+                progress.update(len(idx))
+        if progress is not None:
+            progress.close()
+        return {"dense": out}
+
+
+class OnnxMultiHeadEmbedder(_OnnxRuntime, MultiHeadEmbedder):
+    """:class:`MultiHeadEmbedder` (dense + per-head vectors, one pass) run by ONNX Runtime.
+
+    Args: as :class:`MultiHeadEmbedder`, plus ``runtime``, ``threads``, ``cache_dir`` as for
+    :class:`OnnxEmbedder`. Each distinct set of tapped layers is one export (the default: the
+    block ``layer``; a :class:`RawCache` over other layers triggers a second export).
+
+    Attributes:
+        name: ``MultiHeadEmbedder``'s name with ``"@onnx-int8"`` / ``"@onnx-fp32"`` after the
+            model/adapter part (before a dense-pooling suffix).
+    """
+
+    def __init__(self, model_path: str | None = None, *, runtime: str = "onnx-int8",
+                 threads: int | None = None, cache_dir: Path | None = None,
+                 **options: Any) -> None:
+        MultiHeadEmbedder.__init__(self, model_path, **options)
+        self._init_onnx(runtime, threads, cache_dir)
+        self._base_name = self._base_name + runtime_suffix(runtime)
+
+    @property
+    def family(self) -> str:
+        """``"encoder"`` (BERT-like) or ``"decoder"`` (Llama-like), from ``config.json``."""
+        return "decoder" if self.hf_config.get("model_type") in _DECODER_TYPES else "encoder"
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.hf_config["num_attention_heads"])
+
+    @property
+    def head_dim(self) -> int:
+        cfg = self.hf_config
+        return int(cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"])
+
+    def _encode_raw(
+        self, texts: Sequence[str], layers: list[int], poolings: list[str], show_progress: bool
+    ) -> tuple[np.ndarray, dict[tuple[int, str], np.ndarray]]:
+        n, h, dh = len(texts), self.num_heads, self.head_dim
+        dense = np.zeros((n, self.dim), dtype=np.float32)
+        heads = {(ly, p): np.zeros((n, h, dh), dtype=np.float32) for ly in layers for p in poolings}
+        if n == 0:
+            return dense, heads
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        progress = _progress(show_progress, n)
+        try:
+            for i in range(0, n, self.batch_size):
+                idx = order[i : i + self.batch_size]
+                hidden, mask, ctxs = self._forward([texts[j] for j in idx], layers)
+                dense[idx] = _normalize(pool_np(hidden, mask, self.dense_pooling))
+                for ly, ctx in zip(layers, ctxs, strict=True):
+                    for p in poolings:
+                        heads[(ly, p)][idx] = pool_np(ctx, mask, p).reshape(len(idx), h, dh)
+                if progress is not None:
+                    progress.update(len(idx))
+        finally:
+            if progress is not None:
+                progress.close()
+        return dense, heads
