@@ -83,6 +83,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--save-hits", type=Path, default=None,
+                    help="pickle {retriever: [hits per question]} here (input of aragog_tune.py)")
     args = ap.parse_args()
     if not (args.data / "benchmark.json").is_file():
         raise SystemExit(
@@ -100,12 +102,14 @@ def main() -> None:
     )
     gen = ExtractiveGenerator(idx.embedder)
     results: dict[str, dict[str, float]] = {}
+    saved: dict[str, list] = {}
     for name in args.retrievers.split(","):
         retriever = idx.retriever(name)
         sums: Counter[str] = Counter()
         t0 = time.perf_counter()
         for q, truth in pairs:
             hits = retriever.retrieve(q, args.k)
+            saved.setdefault(name, []).append(hits)
             ans = evidence_text(gen.generate(q, hits).answer)
             p, r, f = overlap(ans, truth)
             _, cr, _ = overlap(" ".join(h.chunk.text for h in hits), truth)
@@ -140,6 +144,10 @@ def main() -> None:
     print(f"{'retriever':10s} " + " ".join(f"{c:>14s}" for c in cols))
     for name, m in results.items():
         print(f"{name:10s} " + " ".join(f"{m[c]:14.3f}" for c in cols))
+    if args.save_hits:
+        import pickle
+
+        args.save_hits.write_bytes(pickle.dumps(saved))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(

@@ -82,3 +82,32 @@ def test_eval_beir_json_on_a_scifact_subset(tmp_path, data_dir):
     assert sum(per_q.values()) / len(per_q) == pytest.approx(scores["ndcg@10"])
     # a small corpus that contains every relevant document: BM25 must find most of them
     assert scores["recall@100"] > 0.9 and scores["ndcg@10"] > 0.5
+
+
+def test_eval_beir_skips_and_reports_empty_documents(tmp_path):
+    folder = tmp_path / "tiny-beir"
+    (folder / "qrels").mkdir(parents=True)
+    rows = [{"_id": "d1", "title": "Consuls", "text": "Two consuls governed the Roman Republic."},
+            {"_id": "d2", "title": "", "text": ""},
+            {"_id": "d3", "title": "Catalysts", "text": "Enzymes are biological catalysts."},
+            {"_id": "d4"},
+            {"_id": "d5", "title": "Only a title", "text": "  "}]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "who governed the Roman Republic"}) + "\n"
+        + json.dumps({"_id": "q2", "text": "what are enzymes"}) + "\n")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\n")
+    index = str(tmp_path / "idx")
+    for _ in range(2):  # first build, then the cached index: both report the empty documents
+        res = runner.invoke(app, ["eval", "beir", str(folder), "--index", index,
+                                  "--retriever", "bm25", "--json"])
+        assert res.exit_code == 0, res.output
+        assert "2 empty document(s) (neither title nor text) skipped: d2, d4" in res.stderr
+        scores = json.loads(res.stdout)
+        assert scores["empty_documents"] == {"count": 2, "ids": ["d2", "d4"]}
+        assert scores["ndcg@10"] == pytest.approx(1.0)
+    # a plain ingest skips them too (listed as skipped), and it is not a failed ingest
+    res = runner.invoke(app, ["ingest", str(folder / "corpus.jsonl"), "--index",
+                              str(tmp_path / "idx2")])
+    assert res.exit_code == 0, res.output
+    assert "3 added" in res.output and res.output.count("empty document") == 2

@@ -135,3 +135,25 @@ def test_planted_echo_of_the_question_is_not_the_whole_answer(embedder) -> None:
 def test_no_evidence_is_not_supported() -> None:
     a = ExtractiveGenerator(BagOfWordsEmbedder()).generate("zebra quantum?", [])
     assert a.extras["supported"] is False and a.citations == []
+
+
+def test_token_budget_and_answer_bearing_sentence_first() -> None:
+    """Issue 15: the answer is budgeted (words), the sentence sharing the question's words
+    comes first, and every sentence kept is cited."""
+    chunks = [
+        "Transformers use attention layers to model long sequences of tokens in parallel. "
+        "Attention layers weigh every token against every other token in each sequence. "
+        "Training large transformers requires many accelerators and a lot of energy overall.",
+        "The encoder of BERT is pre-trained with the masked language model objective on text. "
+        "BERT also predicts whether a second sentence follows the first one in the corpus.",
+    ]
+    q = "Which objective is BERT pre-trained with?"
+    g = ExtractiveGenerator(BagOfWordsEmbedder(), budget_tokens=20, max_sentences=4, margin=2.0)
+    ev = g.select(q, make_hits(chunks))
+    assert ev[0].text.startswith("The encoder of BERT is pre-trained") and ev[0].n == 2
+    assert sum(len(e.text.split()) for e in ev) <= 20 or len(ev) == 1
+    unbudgeted = ExtractiveGenerator(BagOfWordsEmbedder(), budget_tokens=None, max_sentences=4,
+                                     margin=2.0, lexical_weight=0.0, redundancy_weight=0.0)
+    assert sum(len(e.text.split()) for e in unbudgeted.select(q, make_hits(chunks))) > 20
+    a = g.generate(q, make_hits(chunks))
+    assert all(re.search(r"\[\d+\]$", line) for line in a.answer.splitlines()[1:])

@@ -433,6 +433,7 @@ def eval_beir(
         rep = idx.ingest([str(ds.corpus)], progress=sys.stderr.isatty())
         if rep.failed:
             fail(f"{ds.corpus}: {rep.failed[0][1]}")
+        empty = _empty_documents(rep.skipped)
         r = build_cli_retriever(idx, retriever, fusion, weight, rerank, rerank_depth, rerank_model,
                                 mq)
     except (AspectragError, ValueError) as e:
@@ -443,15 +444,31 @@ def eval_beir(
         per_query.write_text(json.dumps(dict(zip(ds.qrels, per_query_scores(ds.qrels, run).tolist(),
                                                  strict=True))))  # fmt: skip
     if as_json:
-        print(json.dumps(scores))
+        print(json.dumps({**scores, "empty_documents": {"count": len(empty), "ids": empty[:20]}}
+                         if empty else scores))
         return
     from rich.table import Table
 
-    table = Table(title=f"{folder} ({split}, {len(ds.queries)} queries), retriever {r.name}")
+    caption = f"{len(empty)} empty documents skipped" if empty else None
+    table = Table(title=f"{folder} ({split}, {len(ds.queries)} queries), retriever {r.name}",
+                  caption=caption)
     for m in scores:
         table.add_column(m)
     table.add_row(*(f"{v:.4f}" for v in scores.values()))
     out.print(table)
+
+
+def _empty_documents(skipped: list[tuple[str, str]]) -> list[str]:
+    """Ids of the corpus documents skipped for having neither title nor text (sorted), after
+    one warning line on stderr naming how many and the first few; they are not a failure."""
+    from aspectrag.ingest.pipeline import EMPTY_DOCUMENT
+
+    ids = sorted(src.rpartition("#")[2] for src, why in skipped if why == EMPTY_DOCUMENT)
+    if ids:
+        first = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+        console.print(f"[yellow]warning:[/] {len(ids)} empty document(s) (neither title nor text) "
+                      f"skipped: {first}", highlight=False, soft_wrap=True)
+    return ids
 
 
 # The feature modules' commands, registered explicitly.

@@ -33,10 +33,12 @@ def train_embedder_cmd(
     alpha: Annotated[int, typer.Option(help="LoRA alpha (update scaled by alpha/r).")] = 32,
     dropout: Annotated[float, typer.Option(help="LoRA dropout.")] = 0.1,
     target_modules: Annotated[
-        str, typer.Option(help="Comma-separated adapted modules (BERT attention q and v); "
-                          "'query,key,value,dense' adapts every linear layer: 4.6x the "
-                          "parameters, better on SciFact (README, Measured results).")
-    ] = "query,value",
+        str, typer.Option(help="Comma-separated adapted modules. Default: every linear layer of "
+                          "BERT (query,key,value,dense; 676k parameters, 2.6 MB), measured best "
+                          "on the SciFact dev split with resampled hard negatives: dev nDCG@10 "
+                          "0.715 -> 0.796, against 0.772 with fixed negatives and 0.758 for "
+                          "'query,value' (4.6x fewer parameters; README, LoRA).")
+    ] = "query,key,value,dense",
     lr: Annotated[
         float, typer.Option(help="Peak learning rate (AdamW, linear warm-up/decay).")
     ] = 1e-3,
@@ -51,7 +53,8 @@ def train_embedder_cmd(
     ] = 20,
     resample_negatives: Annotated[bool, typer.Option(
         "--resample-negatives/--fixed-negatives",
-        help="Mine hard-negatives x epochs negatives per pair and use a different "
+        help="Default: resample, measured best on the dev split (see --target-modules). "
+             "Mine hard-negatives x epochs negatives per pair and use a different "
              "--hard-negatives of them each epoch (same cost per step), instead of the same ones "
              "every epoch; negatives given in a --pairs file join the rotation.")] = True,
     seed: Annotated[int, typer.Option(help="Random seed (LoRA init, batches, dropout).")] = 0,

@@ -42,6 +42,10 @@ log = logging.getLogger("aspectrag.ingest")
 DEFAULT_MAX_FILE_BYTES = 50 * 2**20
 
 
+EMPTY_DOCUMENT = "empty document (neither title nor text)"
+"""``IngestReport.skipped`` reason of a corpus document without title and text (not a failure)."""
+
+
 @dataclass(slots=True)
 class IngestReport:
     """What an ingest did. ``failed`` and ``skipped`` hold ``(source, reason)`` pairs;
@@ -208,7 +212,8 @@ def _read(store: Store, splitter: Splitter, sources: Sequence[str | Document],
                     chunks = [dataclasses.replace(c, chunk_id=chunk_key(doc.source, c.index))
                               for c in splitter.split(doc)]
                     if not chunks:
-                        report.skipped.append((doc.source, "no text to index"))
+                        report.skipped.append((doc.source, EMPTY_DOCUMENT
+                                               if doc.metadata.get("empty") else "no text to index"))
                         continue
                     stage.add(doc, chunks, old is not None)
                 if isinstance(item, str):

@@ -29,11 +29,13 @@ class BeirCorpusLoader:
     ``doc_id`` is the line's ``_id`` (so qrels match), ``title`` its ``title``, ``text`` its
     ``text`` (the title when the text is empty), ``source`` is ``"<abs path>#<_id>"`` and
     ``fingerprint`` the SHA-256 of the line's bytes; other fields go to ``metadata``. The file is
-    streamed (constant memory).
+    streamed (constant memory). A document with neither title nor text (real BEIR corpora have
+    some) is yielded with empty ``text`` and ``metadata["empty"] = True``: the ingest skips it
+    ("empty document", not a failure), and ``aspectrag eval beir`` reports it.
 
     Raises (from ``load``):
         LoadError: missing or empty file, binary content. Malformed lines (bad JSON or UTF-8, no
-            ``_id``, no text and no title, an ``_id`` seen before) are skipped with a warning
+            ``_id``, an ``_id`` seen before) are skipped with a warning
             each and, once all good lines have been yielded, reported in one ``LoadError``
             ("N malformed lines skipped (first: line L: reason)").
     """
@@ -96,12 +98,13 @@ class BeirCorpusLoader:
             raise ValueError(f'duplicate "_id" {doc_id!r}')
         title = str(obj.get("title") or "").strip()
         text = str(obj.get("text") or "")
+        empty = not text.strip() and not title
         if not text.strip():
-            if not title:
-                raise ValueError(f'document {doc_id!r} has neither "text" nor "title"')
             text = title
         seen.add(doc_id)
         extra = {k: v for k, v in obj.items() if k not in ("_id", "title", "text")}
+        if empty:
+            extra["empty"] = True
         return Document(
             doc_id=doc_id,
             source=f"{path}#{doc_id}",
