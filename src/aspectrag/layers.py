@@ -20,6 +20,9 @@ retrieved, reranked, answered, evaluated; facades and command lines sit on top.
   protocol, not on a concrete embedder).
 - ``multihead``: Multi-Head RAG in one package: layout, model surgery, the embedder, head
   statistics (an ingest hook), the voting retriever. It needs embed, store and retrieve.
+- ``runtimes``: other model runtimes of the embedders (ONNX Runtime, ``embed/onnx*.py``): they
+  subclass the Hugging Face and multi-head embedders and export the per-head outputs, so they
+  sit above ``multihead``.
 - ``factories``: composition roots that map names to implementations of the layers below,
   the multi-head ones included (``embed.factory`` builds the multi-head embedder by default,
   ``retrieve.factory`` lists every retriever).
@@ -45,6 +48,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("retrieve", ("aspectrag.retrieve",)),
     ("rerank", ("aspectrag.rerank",)),
     ("multihead", ("aspectrag.multihead",)),
+    ("runtimes", ("aspectrag.embed.onnx", "aspectrag.embed.onnx_export")),
     ("factories", ("aspectrag.embed.factory", "aspectrag.retrieve.factory")),
     ("generate", ("aspectrag.generate",)),
     ("facade", ("aspectrag.index",)),
