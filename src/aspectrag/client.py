@@ -68,19 +68,19 @@ class Client:
         return r.json()
 
     # -- reading ----------------------------------------------------------------------------
-    def search_json(self, query: str, k: int = 10, *, retriever: str = "hybrid",
+    def search_json(self, query: str, k: int = 10, *, retriever: str = "auto",
                     sources: Sequence[str] | None = None, **options: Any) -> dict[str, Any]:
         """The raw ``POST /v1/search`` answer: ``{"hits", "queries", "timings", "info"}``."""
         return self._call("POST", "/v1/search", json=_request(query, k, retriever, sources, options))  # type: ignore[no-any-return]
 
-    def search(self, query: str, k: int = 10, *, retriever: str = "hybrid",
+    def search(self, query: str, k: int = 10, *, retriever: str = "auto",
                sources: Sequence[str] | None = None, **options: Any) -> list[Hit]:
         """Top-``k`` hits, like :meth:`aspectrag.index.Index.search` (``options``: ``base``,
         ``rerank``, ``rerank_depth`` and retriever options such as ``weight``)."""
         body = self.search_json(query, k, retriever=retriever, sources=sources, **options)
         return [hit_from_json(h) for h in body["hits"]]
 
-    def ask(self, question: str, k: int = 5, *, retriever: str = "hybrid",
+    def ask(self, question: str, k: int = 5, *, retriever: str = "auto",
             llm: str | None = None, decoding: str = "concat",
             sources: Sequence[str] | None = None, **options: Any) -> Answer:
         """Answer with citations, like :meth:`aspectrag.index.Index.ask`."""
@@ -88,7 +88,7 @@ class Client:
         body.update(llm=llm, decoding=decoding)
         return answer_from_json(self._call("POST", "/v1/ask", json=body))
 
-    def ask_stream(self, question: str, k: int = 5, *, retriever: str = "hybrid",
+    def ask_stream(self, question: str, k: int = 5, *, retriever: str = "auto",
                    llm: str | None = None, sources: Sequence[str] | None = None,
                    **options: Any) -> Iterator[tuple[str, Any]]:
         """The answer's Server-Sent Events as ``(event, data)``: ``queries``, ``hits``,

@@ -40,7 +40,7 @@ from aspectrag.validate import require_index, validate_k, validate_query
 if TYPE_CHECKING:
     from aspectrag.ingest.crawl.report import CrawlReport
 
-DEFAULT_RETRIEVER = "hybrid"
+from aspectrag.retrieve.factory import DEFAULT_RETRIEVER  # noqa: E402  (re-exported)
 
 
 class Index:

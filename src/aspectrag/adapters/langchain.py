@@ -35,7 +35,7 @@ class AspectragRetriever(BaseRetriever):
 
     searcher: Any
     k: int = 5
-    retriever: str = "hybrid"
+    retriever: str = "auto"
     sources: list[str] | None = None
     options: dict[str, Any] = {}
 

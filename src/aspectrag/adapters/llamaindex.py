@@ -30,7 +30,7 @@ class AspectragRetriever(BaseRetriever):
         options: further search options (``base``, ``weight``, ``rerank``...).
     """
 
-    def __init__(self, searcher: Searcher, k: int = 5, *, retriever: str = "hybrid",
+    def __init__(self, searcher: Searcher, k: int = 5, *, retriever: str = "auto",
                  sources: Sequence[str] | None = None, **options: Any) -> None:
         self._searcher, self._k, self._retriever = searcher, k, retriever
         self._sources = list(sources) if sources else None

@@ -35,6 +35,7 @@ from aspectrag.cli.common import (
     settings,
 )
 from aspectrag.errors import AspectragError
+from aspectrag.retrieve.factory import DEFAULT_RETRIEVER
 
 
 class _Group(typer.core.TyperGroup):
@@ -204,10 +205,11 @@ def multiquery_options(retriever: str, base: str | None, generator: str | None,
     """``build_retriever`` options of ``--retriever multiquery`` from its CLI flags."""
     given = {"--base": base, "--query-generator": generator, "--queries-from": queries_from}
     if retriever != "multiquery":
-        used = [flag for flag, v in given.items() if v is not None]
+        used = [flag for flag, v in given.items()
+                if v is not None and not (retriever == "auto" and flag == "--base")]
         if used:
             fail(f"{', '.join(used)}: only for --retriever multiquery")
-        return {}
+        return {"base": base or "hybrid"} if retriever == "auto" else {}
     if queries_from is not None and not queries_from.is_file():
         fail(f"--queries-from {queries_from}: no such file")
     opts: dict = {"base": base or "hybrid"}  # type: ignore[type-arg]
@@ -249,7 +251,7 @@ def build_cli_retriever(idx, retriever: str, fusion: str | None, weight: float |
 def search(
     query: str,
     index: IndexOpt = DEFAULT_INDEX,
-    retriever: RetrieverOpt = "hybrid",
+    retriever: RetrieverOpt = DEFAULT_RETRIEVER,
     k: Annotated[int, typer.Option("-k", help="Number of chunks.")] = 10,
     source: SourceOpt = None,
     fusion: FusionOpt = None,
@@ -319,7 +321,7 @@ def hits_table(hits):  # type: ignore[no-untyped-def]
 def ask(
     question: str,
     index: IndexOpt = DEFAULT_INDEX,
-    retriever: RetrieverOpt = "hybrid",
+    retriever: RetrieverOpt = DEFAULT_RETRIEVER,
     k: Annotated[int, typer.Option("-k", help="Number of chunks given to the answerer.")] = 5,
     llm: Annotated[str | None, typer.Option(help="openai:MODEL | hf:PATH | extractive.")] = None,
     source: SourceOpt = None,
@@ -387,7 +389,7 @@ def _warn_unsupported(ans) -> None:  # type: ignore[no-untyped-def]
 def eval_beir(
     folder: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
     split: Annotated[str, typer.Option(help="qrels split.")] = "test",
-    retriever: RetrieverOpt = "hybrid",
+    retriever: RetrieverOpt = DEFAULT_RETRIEVER,
     index: Annotated[Path | None, typer.Option("--index", help="Index folder to build/reuse "
                                                 "(default: a cache folder per corpus).")] = None,
     fusion: FusionOpt = None,

@@ -59,19 +59,20 @@ STRATEGIES: dict[str, Strategy] = {
     for s in [
         _s("standard", "dense"),
         _s("split", "split"),
-        _s("mrag", "multihead"),
+        _s("mrag", "multihead-heads"),
+        _s("mrag-safe", "multihead"),
         _s("mrag-paper", "multihead-paper", index="mean"),
         _s("mrag-paper-cls", "multihead-paper"),
         _s("mrag-unweighted", "multihead-unweighted"),
         _s("mrag-distance", "multihead-distance"),
-        _s("mrag-centred", "multihead", dense_weight=0.0),
-        _s("mrag-importance", "multihead", votes="importance"),
-        *[_s(f"mrag-g{g}", "multihead", index=f"g{g}") for g in (1, 2, 3, 4, 6)],
+        _s("mrag-centred", "multihead-heads", dense_weight=0.0),
+        _s("mrag-importance", "multihead-heads", votes="importance"),
+        *[_s(f"mrag-g{g}", "multihead-heads", index=f"g{g}") for g in (1, 2, 3, 4, 6)],
         _s("bm25", "bm25"),
         _s("hybrid", "hybrid"),
         _s("mrag+bm25", "multihead-bm25"),
         _s("fusion", "dense", fusion=True),
-        _s("fusion-mrag", "multihead", fusion=True),
+        _s("fusion-mrag", "multihead-heads", fusion=True),
     ]
 }
 """Built-in strategies; any other retriever factory name is accepted too (run on ``main``)."""

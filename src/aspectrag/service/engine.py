@@ -33,7 +33,7 @@ class SearchSpec:
     """What to search with: retriever name, the base of a multi-query retriever, a reranker
     and its depth, and extra retriever options (keys in ``ALLOWED_OPTIONS``)."""
 
-    retriever: str = "hybrid"
+    retriever: str = "auto"
     base: str | None = None
     rerank: str | None = None
     rerank_depth: int = 100
@@ -41,7 +41,7 @@ class SearchSpec:
 
     def build_options(self) -> dict[str, Any]:
         opts = dict(self.options)
-        if self.retriever == "multiquery":
+        if self.retriever in ("multiquery", "auto"):
             opts.setdefault("base", self.base or "hybrid")
         return opts
 

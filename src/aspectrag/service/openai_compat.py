@@ -27,7 +27,8 @@ router = APIRouter(tags=["openai"])
 
 #: Model name -> retrieval configuration.
 MODELS: dict[str, SearchSpec] = {
-    "aspectrag": SearchSpec("hybrid"),
+    "aspectrag": SearchSpec("auto"),
+    "aspectrag-auto": SearchSpec("auto"),
     "aspectrag-hybrid": SearchSpec("hybrid"),
     "aspectrag-bm25": SearchSpec("bm25"),
     "aspectrag-dense": SearchSpec("dense"),

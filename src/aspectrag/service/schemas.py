@@ -18,7 +18,7 @@ class SearchRequest(_Body):
 
     query: str = Field(min_length=1, max_length=4000, description="The search query.")
     k: int = Field(10, ge=1, le=100, description="Number of hits.")
-    retriever: str = Field("hybrid", description="bm25 | dense | hybrid | multiquery | multihead")
+    retriever: str = Field("auto", description="auto | bm25 | dense | hybrid | multiquery | multihead")
     base: str | None = Field(None, description="multiquery: the retriever it wraps (default hybrid)")
     sources: list[str] | None = Field(None, description="Only these sources (file, folder, URL).")
     rerank: str | None = Field(None, description="late-interaction | cross-encoder | bi-encoder")
