@@ -17,11 +17,30 @@ from aspectrag.settings import get_settings  # noqa: E402
 from aspectrag.store.factory import build_store  # noqa: E402
 
 
-class TestQdrantLocalContract(StoreContract):
+class TestQdrantMemoryContract(StoreContract):
+    """Local mode in memory (fast): a new collection per test."""
+
+    @pytest.fixture
+    def open_store(self):  # type: ignore[no-untyped-def]
+        loc = f"qdrant+local://:memory:/t{uuid.uuid4().hex[:12]}"
+        return lambda readonly=False: build_store(loc, readonly=readonly)
+
+
+class TestQdrantFolderContract(StoreContract):
+    """Local mode in a folder (persisted by qdrant-client; about 0.1 s per write, so only the
+    tests where the folder matters)."""
+
     @pytest.fixture
     def open_store(self, tmp_path):  # type: ignore[no-untyped-def]
         loc = f"qdrant+local://{tmp_path / 'q'}/idx"
         return lambda readonly=False: build_store(loc, readonly=readonly)
+
+
+FOLDER_TESTS = ("test_empty_store", "test_persists_across_reopen", "test_readonly_open",
+                "test_failed_writer_changes_nothing", "test_upsert_get_and_iterate")
+for _name in dir(StoreContract):
+    if _name.startswith("test_") and _name not in FOLDER_TESTS:
+        setattr(TestQdrantFolderContract, _name, None)
 
 
 def _server_url() -> str | None:

@@ -53,6 +53,7 @@ exact search on large indexes.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import uuid
@@ -153,6 +154,19 @@ class _Serialised:
             with self._lock:
                 return attr(*a, **kw)
         return call
+
+
+@atexit.register
+def close_local_clients() -> None:
+    """Close the local-mode clients of this process (at exit, before the interpreter tears
+    down the modules qdrant-client's own finaliser needs)."""
+    with _CLIENTS_LOCK:
+        for c in _CLIENTS.values():
+            try:
+                c.close()
+            except Exception:  # closing at exit must not fail the exit
+                pass
+        _CLIENTS.clear()
 
 
 def _local_client(path: str) -> Any:
