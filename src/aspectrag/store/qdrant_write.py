@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from qdrant_client import models
 
 from aspectrag.errors import IndexMismatchError
 from aspectrag.store.base import CheckReport, SpaceSpec
-from aspectrag.store.qdrant import (
+from aspectrag.store.qdrant_model import (
     SPARSE,
     STATE_ID,
     match,
@@ -25,15 +25,12 @@ from aspectrag.store.qdrant import (
 )
 from aspectrag.types import Chunk, Document
 
-if TYPE_CHECKING:
-    from aspectrag.store.qdrant import QdrantStore
-
 
 def _range(key: str, **bounds: int) -> models.FieldCondition:
     return models.FieldCondition(key=key, range=models.Range(**bounds))
 
 
-def collect_garbage(store: QdrantStore, committed: int) -> list[str]:
+def collect_garbage(store: Any, committed: int) -> list[str]:
     """Delete the points of unfinished transactions (``born > committed``), clear their
     deletion marks (``died > committed``) and delete superseded versions (``died <=
     committed``), in both collections; returns one line per collection with something done.
@@ -66,7 +63,7 @@ class QdrantWriter:
     implements :class:`aspectrag.store.base.StoreWriter`. Points are written at once but stay
     invisible until :meth:`commit` writes the state point."""
 
-    def __init__(self, store: QdrantStore) -> None:
+    def __init__(self, store: Any) -> None:
         self.store = store
         self.location = store.location
         state = store.read_state()
@@ -246,7 +243,7 @@ class QdrantWriter:
                 f"{self.location}")
 
 
-def check_store(store: QdrantStore, *, quick: bool = False) -> CheckReport:
+def check_store(store: Any, *, quick: bool = False) -> CheckReport:
     """The check of ``QdrantStore.check`` (``quick``: skip counting stale versions)."""
     problems: list[str] = []
     notes: list[str] = []
