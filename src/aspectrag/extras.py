@@ -10,6 +10,7 @@ when the feature is used; a missing one raises ``MissingExtraError`` naming the 
 | pdf      | pypdf                  | PDF files                                       |
 | eval     | ranx                   | BEIR / dev-set metrics                          |
 | onnx     | onnxruntime, onnx      | ONNX Runtime embedder (also base dependencies)  |
+| qdrant   | qdrant-client          | the Qdrant store (``qdrant://``, ``qdrant+local://``) |
 | all      | all of the above       |                                                 |
 """
 
@@ -38,6 +39,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "pptx": ("office", "python-pptx"),
     "openpyxl": ("office", "openpyxl"),
     "ebooklib": ("office", "ebooklib"),
+    "qdrant_client": ("qdrant", "qdrant-client"),
 }
 
 

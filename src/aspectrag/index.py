@@ -239,7 +239,7 @@ class Index:
 
     def _require_index(self) -> None:
         if self._store is None:  # a store given by the caller is its own business
-            require_index(self.path)
+            require_index(self.location if self.path is None else self.path)
 
     def check_request(self, query: str, k: int, *, field: str = "query") -> int:
         """Validate a search/ask request; returns ``k``. Every entry point calls it first (the

@@ -33,6 +33,9 @@ Fields (``section.field``: environment variable, default):
     cache_dir: ASPECTRAG_CACHE_DIR, ``~/.cache/aspectrag`` (BEIR and MRAG evaluation indexes)
     shared_data_dir: ASPECTRAG_SHARED_DATA, ``../shared/data``
     index.location: ASPECTRAG_INDEX, ``.aspectrag`` (a folder or ``scheme://...``)
+    store.qdrant_api_key: ASPECTRAG_QDRANT_API_KEY, None (API key of a ``qdrant://`` server)
+    store.qdrant_url: ASPECTRAG_QDRANT_URL, None (a Qdrant server the tests also run against,
+        ``http://HOST:6333``)
     embedder.path: ASPECTRAG_EMBEDDER, None (= bundled all-MiniLM-L6-v2)
     embedder.adapter: ASPECTRAG_EMBEDDER_ADAPTER, None (LoRA adapter folder)
     embedder.heads: ASPECTRAG_HEADS, true (per-head vectors at ingest, Multi-Head RAG)
@@ -129,6 +132,15 @@ class IndexSettings:
     """Where the index lives: a folder path, or ``scheme://...`` for another backend."""
 
     location: str = _env("INDEX", ".aspectrag")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """Store backends: the API key sent to a ``qdrant://`` server (None: no key), and the
+    URL of a Qdrant server the store tests also run against (None: local mode only)."""
+
+    qdrant_api_key: str | None = _env("QDRANT_API_KEY")
+    qdrant_url: str | None = _env("QDRANT_URL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +246,7 @@ class Settings:
     cache_dir: Path = _env("CACHE_DIR", factory=_default_cache_dir)
     shared_data_dir: Path = _env("SHARED_DATA", Path("../shared/data"))
     index: IndexSettings = field(default_factory=IndexSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)

@@ -23,6 +23,17 @@ def _stemmer():  # type: ignore[no-untyped-def]
     return Stemmer.Stemmer("english")
 
 
+def tokenize(texts: Sequence[str], stemmer=None, *, return_ids: bool = False):  # type: ignore[no-untyped-def]
+    """The BM25 tokenisation of every store (bm25s: lower case, English stop words removed,
+    Snowball English stemmer): a list of token lists (``return_ids`` False) or bm25s'
+    ``Tokenized`` ids and vocabulary. ``stemmer``: a ``Stemmer.Stemmer`` to reuse (one is made
+    when None)."""
+    import bm25s
+
+    return bm25s.tokenize(list(texts), stopwords="en", stemmer=stemmer or _stemmer(),
+                          return_ids=return_ids, show_progress=False)
+
+
 class BM25Index:
     """Lexical index over ``n`` texts; row ``i`` of the corpus is row ``i`` of ``rowids``.
 
@@ -37,12 +48,7 @@ class BM25Index:
         self._stem = _stemmer()
 
     def _tokenize(self, texts: Sequence[str], *, return_ids: bool):  # type: ignore[no-untyped-def]
-        import bm25s
-
-        return bm25s.tokenize(
-            list(texts), stopwords="en", stemmer=self._stem, return_ids=return_ids,
-            show_progress=False,
-        )
+        return tokenize(texts, self._stem, return_ids=return_ids)
 
     def build(self, texts: Sequence[str], rowids: np.ndarray) -> BM25Index:
         """Index ``texts`` (one per chunk) whose store row ids are ``rowids`` (int64, shape (n,))."""

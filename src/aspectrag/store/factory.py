@@ -2,8 +2,10 @@
 backends.
 
 A location is a folder path (the embedded SQLite store) or ``scheme://...`` naming a
-registered backend (e.g. a future ``qdrant://host:6333/collection``). ``file://PATH`` is a
-folder path too.
+registered backend. ``file://PATH`` is a folder path too. Registered here:
+``qdrant://HOST:PORT/COLLECTION``, ``qdrant+https://HOST:PORT/COLLECTION`` and
+``qdrant+local://PATH/COLLECTION`` (the Qdrant store, ``store/qdrant.py``; the ``qdrant``
+extra, imported only when such a location is opened).
 """
 
 from __future__ import annotations
@@ -35,6 +37,27 @@ def is_local(location: str | Path) -> bool:
     """True when ``location`` is a folder path (or ``file://``), not a remote backend."""
     m = _SCHEME.match(str(location))
     return m is None or m.group(1).lower() == "file"
+
+
+def _qdrant(location: str, *, readonly: bool = False) -> Store:
+    """The Qdrant store at ``location`` (API key from ``store.qdrant_api_key``).
+
+    Raises:
+        aspectrag.extras.MissingExtraError: qdrant-client is not installed (names
+            ``pip install 'aspectrag[qdrant]'``).
+    """
+    from aspectrag.extras import optional_import
+    from aspectrag.settings import get_settings
+
+    optional_import("qdrant_client", f"index location {location!r} (the Qdrant store)")
+    from aspectrag.store.qdrant import QdrantStore
+
+    return QdrantStore(location, readonly=readonly,
+                       api_key=get_settings().store.qdrant_api_key)
+
+
+for _scheme in ("qdrant", "qdrant+https", "qdrant+local"):
+    register_backend(_scheme, _qdrant)
 
 
 def build_store(location: str | Path, *, readonly: bool = False) -> Store:
