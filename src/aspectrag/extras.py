@@ -10,6 +10,7 @@ when the feature is used; a missing one raises ``MissingExtraError`` naming the 
 | pdf      | pypdf                  | PDF files                                       |
 | eval     | ranx                   | BEIR / dev-set metrics                          |
 | onnx     | onnxruntime, onnx      | ONNX Runtime embedder (also base dependencies)  |
+| ray      | ray[data]              | ``ingest --engine ray`` (Ray Data ingestion)    |
 | all      | all of the above       |                                                 |
 """
 
@@ -31,6 +32,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "ranx": ("eval", "ranx"),
     "onnxruntime": ("onnx", "onnxruntime"),
     "onnx": ("onnx", "onnx"),
+    "ray": ("ray", "ray[data]"),
     "courlan": ("crawl", "courlan"),
     "protego": ("crawl", "protego"),
     "datasketch": ("crawl", "datasketch"),

@@ -168,17 +168,17 @@ def ingest(
 @dataclass(slots=True)
 class SourceTally:
     """What reading one discovered source gave besides the documents to stage: ``loaded``
-    every document source it held (in order, unchanged and failed ones included), and the
-    ``unchanged`` count, ``failed`` and ``skipped`` ``(source, reason)`` pairs of its documents."""
+    every document source it held (in order, unchanged and failed ones included), the
+    ``unchanged`` sources, and the ``failed`` and ``skipped`` ``(source, reason)`` pairs."""
 
     loaded: list[str] = field(default_factory=list)
-    unchanged: int = 0
+    unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def into(self, report: IngestReport) -> None:
         """Add these counts and pairs to ``report``."""
-        report.unchanged += self.unchanged
+        report.unchanged += len(self.unchanged)
         report.failed += self.failed
         report.skipped += self.skipped
 
@@ -223,7 +223,7 @@ def read_source(item: str | Document, splitter: Splitter,
             continue
         old = fingerprint(doc.source)
         if old is not None and old == doc.fingerprint:
-            tally.unchanged += 1
+            tally.unchanged.append(doc.source)
             continue
         chunks = [dataclasses.replace(c, chunk_id=chunk_key(doc.source, c.index))
                   for c in splitter.split(doc)]
