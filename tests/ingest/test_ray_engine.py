@@ -65,9 +65,15 @@ def setup(tmp_path_factory, ray_runtime):  # type: ignore[no-untyped-def]
         {"_id": "d3", "title": "Maps", "text": "A map shows places and the roads between them."},
     ]))
     local = Index(root / "local", embedder=MultiHeadEmbedder(model, batch_size=8))
-    local_report = local.ingest([str(docs)])
     dist = Index(root / "ray", embedder=MultiHeadEmbedder(model, batch_size=8),
                  embedder_factory=functools.partial(MultiHeadEmbedder, model, batch_size=8))
+    # an older rome.txt and tea.txt are indexed first (in-process): the Ray ingest must update
+    # the one, skip the other as unchanged, and add the rest, like the in-process one
+    (docs / "rome.txt").write_text("The Roman Republic had consuls.\n")
+    for idx in (local, dist):
+        idx.ingest([str(docs / "rome.txt"), str(docs / "tea.txt")])
+    (docs / "rome.txt").write_text(TEXTS["rome.txt"])
+    local_report = local.ingest([str(docs)])
     ray_report = dist.ingest([str(docs)], engine="ray", workers=1)
     return root, model, docs, local, local_report, dist, ray_report
 
@@ -97,19 +103,12 @@ def test_ray_index_equals_in_process(setup) -> None:  # type: ignore[no-untyped-
     sa, sb = (HeadStats.from_json(i.store.get_meta(STATS_KEY)) for i in (local, dist))
     np.testing.assert_allclose(sa.importance, sb.importance, rtol=1e-4, atol=1e-6)
     assert (rrep.added, rrep.updated, rrep.unchanged, rrep.chunks) == (
-        lrep.added, lrep.updated, lrep.unchanged, lrep.chunks) and rrep.added == 6
+        lrep.added, lrep.updated, lrep.unchanged, lrep.chunks)
+    assert (rrep.added, rrep.updated, rrep.unchanged) == (4, 1, 1) and rrep.chunks >= 5
     assert _names(rrep.failed) == _names(lrep.failed)
     assert [n for n, _ in _names(rrep.failed)] == ["broken.txt"]
     assert _names(rrep.skipped) == _names(lrep.skipped) == [
         ("corpus.jsonl#d2", "empty document (neither title nor text)")]
-
-
-def test_ray_reingest_skips_unchanged_and_updates_changed(setup) -> None:  # type: ignore[no-untyped-def]
-    _, _, docs, _, _, dist, _ = setup
-    before = dist.store.stats()
-    rep = dist.ingest([str(docs)], engine="ray", workers=1)
-    assert (rep.added, rep.updated, rep.unchanged, rep.chunks) == (0, 0, 6, 0)
-    assert dist.store.stats() == before
 
 
 def test_failed_ray_ingest_leaves_the_index_intact(setup) -> None:  # type: ignore[no-untyped-def]

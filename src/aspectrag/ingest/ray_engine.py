@@ -233,7 +233,13 @@ def _dataset(ray: Any, items: Sequence[str | Document], store: Store, splitter: 
     return ds.map_batches(_EmbedActor, fn_constructor_args=(embedder_factory, threads),
                           batch_size=batch_size, batch_format="numpy",
                           compute=ray.data.ActorPoolStrategy(size=workers),
-                          num_cpus=actor_cpus, max_restarts=0)
+                          num_cpus=actor_cpus, ray_remote_args_fn=_no_restarts)
+
+
+def _no_restarts() -> dict[str, Any]:
+    """Remote options of the embedding actors: an actor that fails is not restarted (the
+    ingest fails as a whole, leaving the index unchanged)."""
+    return {"max_restarts": 0}
 
 
 def _known_fingerprints(store: Store, items: Sequence[str | Document]) -> dict[str, str]:
