@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -230,10 +231,12 @@ def _dataset(ray: Any, items: Sequence[str | Document], store: Store, splitter: 
     ds = ds.flat_map(_load_and_split, num_cpus=0.5,
                      fn_kwargs={"splitter": splitter, "known": known, "max_bytes": max_bytes,
                                 "allow_hosts": tuple(allow_hosts)})
-    return ds.map_batches(_EmbedActor, fn_constructor_args=(embedder_factory, threads),
-                          batch_size=batch_size, batch_format="numpy",
-                          compute=ray.data.ActorPoolStrategy(size=workers),
-                          num_cpus=actor_cpus, ray_remote_args_fn=_no_restarts)
+    with warnings.catch_warnings():  # Ray's API deprecations are no user's business
+        warnings.simplefilter("ignore")
+        return ds.map_batches(_EmbedActor, fn_constructor_args=(embedder_factory, threads),
+                              batch_size=batch_size, batch_format="numpy",
+                              compute=ray.data.ActorPoolStrategy(size=workers),
+                              num_cpus=actor_cpus, ray_remote_args_fn=_no_restarts)
 
 
 def _no_restarts() -> dict[str, Any]:
