@@ -84,3 +84,9 @@ class BlockedURLError(LoadError):
         reason: one line, e.g. ``"refused: 127.0.0.1 is a loopback address (allow it with
             --allow-host 127.0.0.1)"``.
     """
+
+
+class IngestEngineError(AspectragError):
+    """A distributed ingest engine failed as a whole (the Ray cluster is unreachable, an
+    embedding worker died or raised); the index is left exactly as it was. Failures of single
+    sources are not this error: they are listed in the ingest report."""

@@ -11,6 +11,7 @@ when the feature is used; a missing one raises ``MissingExtraError`` naming the 
 | eval     | ranx                   | BEIR / dev-set metrics                          |
 | onnx     | onnxruntime, onnx      | ONNX Runtime embedder (also base dependencies)  |
 | qdrant   | qdrant-client          | the Qdrant store (``qdrant://``, ``qdrant+local://``) |
+| ray      | ray[data]              | ``ingest --engine ray`` (Ray Data ingestion)    |
 | all      | all of the above       |                                                 |
 """
 
@@ -32,6 +33,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "ranx": ("eval", "ranx"),
     "onnxruntime": ("onnx", "onnxruntime"),
     "onnx": ("onnx", "onnx"),
+    "ray": ("ray", "ray[data]"),
     "courlan": ("crawl", "courlan"),
     "protego": ("crawl", "protego"),
     "datasketch": ("crawl", "datasketch"),

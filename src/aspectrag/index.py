@@ -12,6 +12,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -54,6 +55,9 @@ class Index:
         store: a ready :class:`~aspectrag.store.base.Store` (default: SQLite store in ``path``).
         chunking: chunk size / overlap in embedder tokens.
         readonly: open the store for reading only (ingest/remove raise ``StoreError``).
+        embedder_factory: a picklable zero-argument callable that builds ``embedder`` (default:
+            the bundled model in the index's layout); the Ray engine builds one embedder per
+            actor with it.
 
     Attributes:
         location: the location string; ``path``: it as a ``Path`` for a local folder, else None.
@@ -81,6 +85,7 @@ class Index:
         store: Store | None = None,
         chunking: ChunkingConfig | None = None,
         readonly: bool = False,
+        embedder_factory: Callable[[], Embedder] | None = None,
     ) -> None:
         from aspectrag.store.factory import is_local
 
@@ -88,6 +93,7 @@ class Index:
         self.path: Path | None = Path(self.location) if is_local(self.location) else None
         self.readonly = readonly
         self._embedder = embedder
+        self._embedder_factory = embedder_factory
         self._store = store
         self.chunking = chunking or get_settings().chunking
 
@@ -103,27 +109,62 @@ class Index:
     def embedder(self) -> Embedder:
         if self._embedder is not None:
             return self._embedder
+        return self.embedder_factory()
+
+    @cached_property
+    def embedder_factory(self) -> Callable[[], Embedder]:
+        """A picklable zero-argument callable building this index's embedder: the one given,
+        else the bundled model in the index's layout (with per-head vectors when it stores
+        them). An explicit ``embedder`` without a factory is shipped pickled as it is."""
+        if self._embedder_factory is not None:
+            return self._embedder_factory
+        if self._embedder is not None:
+            return functools.partial(_same, self._embedder)
         from aspectrag.embed.factory import build_embedder
 
         heads = None  # an existing index keeps its layout (with or without per-head vectors)
         if self.store.stats()["chunks"]:
             heads = self.store.get_meta(HEADS_META_KEY) is not None
-        return build_embedder(recorded=self.store.get_meta("embedder"), heads=heads)
+        return functools.partial(build_embedder, recorded=self.store.get_meta("embedder"),
+                                 heads=heads)
 
     def ingest(self, sources: Sequence[str | Path | Document], *, glob: str | None = None,
                progress: bool = False, wait: bool = True,
                on_wait: Callable[[str], None] | None = None,
                on_progress: Callable[[int, int], None] | None = None,
                max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, allow_hosts: Sequence[str] = (),
-               documents: Sequence[Document] = ()) -> IngestReport:
+               documents: Sequence[Document] = (), engine: str = "inprocess",
+               ray_address: str | None = None, workers: int = 1) -> IngestReport:
         """Ingest files, folders, URLs and in-memory Documents (see
         :func:`aspectrag.ingest.pipeline.ingest`), holding the index's exclusive writer lock
         for the whole ingest: with ``wait`` False a busy index raises
         :class:`~aspectrag.errors.IndexBusyError` at once, else ``on_wait(message)`` (default:
         a warning log line) says whose ingest it waits for. ``allow_hosts``: hosts / CIDRs the
         URL loader's SSRF guard lets through; ``documents``: loaded documents ingested along
-        (as if they were in ``sources``)."""
+        (as if they were in ``sources``).
+
+        ``engine``: ``"inprocess"`` (default) or ``"ray"``: loading and splitting as Ray tasks
+        and embedding in ``workers`` Ray actors (:func:`aspectrag.ingest.ray_engine.ingest_ray`,
+        the same resulting index), on the cluster at ``ray_address`` (default: a local one).
+
+        Raises:
+            ConfigError: unknown ``engine``; MissingExtraError: ``"ray"`` without Ray
+                installed (``pip install 'aspectrag[ray]'``).
+        """
+        from aspectrag.errors import ConfigError
+
         items = [s if isinstance(s, Document) else str(s) for s in sources] + list(documents)
+        if engine == "ray":
+            from aspectrag.ingest.ray_engine import ingest_ray
+
+            return ingest_ray(self.store, self.embedder, self.embedder_factory, items,
+                              address=ray_address, workers=workers, glob=glob,
+                              splitter=make_splitter(self.embedder, self.chunking),
+                              progress=progress, hooks=self._hooks(self.embedder), wait=wait,
+                              on_wait=on_wait, on_progress=on_progress,
+                              max_file_bytes=max_file_bytes, allow_hosts=allow_hosts)
+        if engine != "inprocess":
+            raise ConfigError(f"unknown ingest engine '{engine}': use inprocess or ray")
         return _ingest(self.store, self.embedder, items, glob=glob,
                        splitter=make_splitter(self.embedder, self.chunking), progress=progress,
                        hooks=self._hooks(self.embedder), wait=wait, on_wait=on_wait, on_progress=on_progress,
@@ -255,6 +296,11 @@ class Index:
         validate_query(query, get_tokenizer=lambda: getattr(self.embedder, "tokenizer", None),
                        field=field)
         return k
+
+
+def _same(embedder: Embedder) -> Embedder:
+    """The embedder itself (the factory of an explicitly given embedder)."""
+    return embedder
 
 
 def _resolve_sources(sources: Sequence[str] | None) -> list[str] | None:

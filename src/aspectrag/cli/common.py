@@ -8,6 +8,7 @@ registers all their commands on the ``aspectrag`` app.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated
 
@@ -90,7 +91,8 @@ def open_index(path: str | Path, adapter: Path | None = None, *,  # type: ignore
     from aspectrag.embed.factory import build_embedder
 
     try:
-        return Index(path, embedder=build_embedder(adapter=str(adapter)))
+        return Index(path, embedder=build_embedder(adapter=str(adapter)),
+                     embedder_factory=functools.partial(build_embedder, adapter=str(adapter)))
     except AspectragError as e:
         fail(str(e))
 

@@ -106,9 +106,18 @@ def ingest(
     allow_host: Annotated[list[str] | None, typer.Option(
         "--allow-host", help="Host or CIDR that URL sources may resolve to although it is not "
                              "public (e.g. 127.0.0.1). Repeatable.")] = None,
+    engine: Annotated[str, typer.Option(
+        help="inprocess, or ray: load/split as Ray tasks and embed in Ray actors (needs "
+             "aspectrag[ray]; same resulting index).")] = "inprocess",
+    ray_address: Annotated[str | None, typer.Option(
+        help="Ray cluster address for --engine ray (default: start a local Ray).")] = None,
+    workers: Annotated[int, typer.Option(
+        help="Embedding actors for --engine ray.", min=1)] = 1,
 ) -> None:
     """Add or update documents; unchanged ones are skipped. Exit code 1 if some failed."""
     edge_setup()
+    if engine not in ("inprocess", "ray"):
+        fail(f"--engine {engine}: unknown ingest engine; use inprocess or ray")
     idx = open_index(index, embedder_adapter)
     idx.chunking = settings().replace(
         chunking={"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}).chunking
@@ -116,7 +125,8 @@ def ingest(
         rep = idx.ingest(sources, glob=glob, progress=sys.stderr.isatty(), wait=not no_wait,
                          on_wait=lambda m: console.print(m, highlight=False, soft_wrap=True),
                          max_file_bytes=int(max_file_size * 2**20),
-                         allow_hosts=tuple(allow_host or ()))
+                         allow_hosts=tuple(allow_host or ()), engine=engine,
+                         ray_address=ray_address, workers=workers)
         counts = idx.store.stats()
     except AspectragError as e:
         fail(str(e))

@@ -34,7 +34,7 @@ from aspectrag.store.base import (
     source_matches,
     specs_of_vectors,
 )
-from aspectrag.types import Document
+from aspectrag.types import Chunk, Document
 
 log = logging.getLogger("aspectrag.ingest")
 
@@ -159,74 +159,143 @@ def ingest(
                 report.seconds = time.perf_counter() - t0 - report.wait_seconds
                 return report
             specs = _embed(embedder, stage, batch_chunks, hooks, on_progress, report, progress)
-            with store.writer() as w:
-                if specs:
-                    w.declare_spaces(specs)
-                if stage.documents and store.get_meta("embedder") is None:
-                    w.set_meta("embedder", embedder.name)
-                for h in hooks:
-                    h.removing(stage.updates + stale)
-                for source in stale:
-                    w.delete(source)
-                for doc, chunks, vectors, is_update in stage.staged():
-                    w.upsert(doc, chunks, vectors)
-                    report.chunks += len(chunks)
-                    report.updated += is_update
-                    report.added += not is_update
-                for h in hooks:
-                    h.save(w)
-    _refresh(store)
+            commit_staged(store, embedder, stage, stale, specs, hooks, report)
+    refresh_derived(store)
     report.seconds = time.perf_counter() - t0 - report.wait_seconds
     return report
+
+
+@dataclass(slots=True)
+class SourceTally:
+    """What reading one discovered source gave besides the documents to stage: ``loaded``
+    every document source it held (in order, unchanged and failed ones included), the
+    ``unchanged`` sources, and the ``failed`` and ``skipped`` ``(source, reason)`` pairs."""
+
+    loaded: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def into(self, report: IngestReport) -> None:
+        """Add these counts and pairs to ``report``."""
+        report.unchanged += len(self.unchanged)
+        report.failed += self.failed
+        report.skipped += self.skipped
+
+
+def discover_items(sources: Sequence[str | Document], glob: str | None,
+                   report: IngestReport) -> list[str | Document]:
+    """The sources to read, in order: the discovered files / URLs, then the in-memory
+    documents (skipped file types are counted into ``report.skipped_types``)."""
+    from aspectrag.ingest.loaders import discover
+
+    files = discover([s for s in sources if not isinstance(s, Document)], glob,
+                     skipped_types=report.skipped_types)
+    return [*files, *(s for s in sources if isinstance(s, Document))]
+
+
+def source_name(item: str | Document) -> str:
+    """The name a failure of ``item`` is reported under."""
+    return item if isinstance(item, str) else (item.source or "<document>")
+
+
+def read_source(item: str | Document, splitter: Splitter,
+                fingerprint: Callable[[str], str | None], seen: set[str], max_bytes: int,
+                allow_hosts: Sequence[str], tally: SourceTally,
+                ) -> Iterator[tuple[Document, list[Chunk], bool]]:
+    """Load and split one discovered source: yields ``(document, chunks, is_update)`` for each
+    new or changed document (chunk ids ``chunk_key(source, i)``); documents whose source is
+    in ``seen`` are ignored (and their sources added to it), unchanged, too large and empty
+    ones are counted in ``tally``. ``fingerprint(source)`` is the indexed version's
+    fingerprint (None: not indexed).
+
+    Raises:
+        LoadError: the source cannot be loaded (documents yielded before stay valid); any
+            other exception of a loader likewise (see :func:`failure`).
+    """
+    for doc in _documents(item, max_bytes, allow_hosts):
+        if doc.source in seen:
+            continue
+        seen.add(doc.source)
+        tally.loaded.append(doc.source)
+        if len(doc.text) > max_bytes:
+            tally.failed.append((doc.source, _too_large(len(doc.text), max_bytes, "characters")))
+            continue
+        old = fingerprint(doc.source)
+        if old is not None and old == doc.fingerprint:
+            tally.unchanged.append(doc.source)
+            continue
+        chunks = [dataclasses.replace(c, chunk_id=chunk_key(doc.source, c.index))
+                  for c in splitter.split(doc)]
+        if not chunks:
+            tally.skipped.append((doc.source, EMPTY_DOCUMENT
+                                  if doc.metadata.get("empty") else "no text to index"))
+            continue
+        yield doc, chunks, old is not None
+
+
+def failure(name: str, e: Exception) -> tuple[str, str]:
+    """The ``(source, reason)`` a failed read of source ``name`` is reported as (logged at
+    INFO; a loader bug other than :class:`LoadError` also logs its traceback at DEBUG)."""
+    if isinstance(e, LoadError):
+        log.info("failed %s: %s", e.source, e.reason)
+        return e.source, e.reason
+    log.info("failed %s: %s: %s", name, type(e).__name__, e)
+    log.debug("traceback of the failure of %s", name, exc_info=True)
+    return name, f"{type(e).__name__}: {e}"
+
+
+def stale_members(store: Store, item: str | Document, loaded: Sequence[str]) -> list[str]:
+    """The indexed documents of container file ``item`` that its fully read new version
+    (``loaded``: its document sources) no longer has; [] for other sources."""
+    return _stale_members(store, item, loaded) if isinstance(item, str) else []
 
 
 def _read(store: Store, splitter: Splitter, sources: Sequence[str | Document],
           glob: str | None, max_bytes: int, stage: Staging, report: IngestReport,
           progress: bool, allow_hosts: Sequence[str] = ()) -> list[str]:
     """Load, split and stage every source; returns the stale corpus-file members to delete."""
-    from aspectrag.ingest.loaders import discover
-
-    files = discover([s for s in sources if not isinstance(s, Document)], glob,
-                     skipped_types=report.skipped_types)
-    items: list[str | Document] = [*files, *(s for s in sources if isinstance(s, Document))]
+    items = discover_items(sources, glob, report)
     seen: set[str] = set()
     stale: list[str] = []  # documents of a container file (corpus.jsonl) no longer in it
-    with _bar(progress, "reading", len(items), "file") as bar:
+    with StageBar(progress, "reading", len(items), "file") as bar:
         for item in items:
-            name = item if isinstance(item, str) else (item.source or "<document>")
+            tally = SourceTally()
             try:
-                loaded: list[str] = []
-                for doc in _documents(item, max_bytes, allow_hosts):
-                    if doc.source in seen:
-                        continue
-                    seen.add(doc.source)
-                    loaded.append(doc.source)
-                    if len(doc.text) > max_bytes:
-                        report.failed.append((doc.source, _too_large(len(doc.text), max_bytes,
-                                                                     "characters")))
-                        continue
-                    old = store.fingerprint(doc.source)
-                    if old is not None and old == doc.fingerprint:
-                        report.unchanged += 1
-                        continue
-                    chunks = [dataclasses.replace(c, chunk_id=chunk_key(doc.source, c.index))
-                              for c in splitter.split(doc)]
-                    if not chunks:
-                        report.skipped.append((doc.source, EMPTY_DOCUMENT
-                                               if doc.metadata.get("empty") else "no text to index"))
-                        continue
-                    stage.add(doc, chunks, old is not None)
-                if isinstance(item, str):
-                    stale += _stale_members(store, item, loaded)
-            except LoadError as e:
-                report.failed.append((e.source, e.reason))
-                log.info("failed %s: %s", e.source, e.reason)
+                for doc, chunks, is_update in read_source(item, splitter, store.fingerprint, seen,
+                                                          max_bytes, allow_hosts, tally):
+                    stage.add(doc, chunks, is_update)
+                stale += stale_members(store, item, tally.loaded)
             except Exception as e:  # a loader bug must not lose the rest of the ingest
-                report.failed.append((name, f"{type(e).__name__}: {e}"))
-                log.info("failed %s: %s: %s", name, type(e).__name__, e)
-                log.debug("traceback of the failure of %s", name, exc_info=True)
+                tally.failed.append(failure(source_name(item), e))
+            tally.into(report)
             bar.advance()
     return stale
+
+
+def commit_staged(store: Store, embedder: Embedder, stage: Staging, stale: Sequence[str],
+                  specs: Sequence[SpaceSpec], hooks: Sequence[IngestHook],
+                  report: IngestReport) -> None:
+    """The one write transaction of an ingest (caller holds ``store.write_lock``): declare
+    the spaces, record the embedder, let the hooks see the removals, delete ``stale``, copy
+    every staged document with its vectors, save the hooks; counts into ``report``. All or
+    nothing: an exception rolls the transaction back."""
+    with store.writer() as w:
+        if specs:
+            w.declare_spaces(specs)
+        if stage.documents and store.get_meta("embedder") is None:
+            w.set_meta("embedder", embedder.name)
+        for h in hooks:
+            h.removing(stage.updates + list(stale))
+        for source in stale:
+            w.delete(source)
+        for doc, chunks, vectors, is_update in stage.staged():
+            w.upsert(doc, chunks, vectors)
+            report.chunks += len(chunks)
+            report.updated += is_update
+            report.added += not is_update
+        for h in hooks:
+            h.save(w)
 
 
 def _documents(item: str | Document, max_bytes: int,
@@ -264,7 +333,7 @@ def _embed(embedder: Embedder, stage: Staging, batch_chunks: int, hooks: Sequenc
     space specs of the embedder's output."""
     specs: list[SpaceSpec] = []
     done, total = 0, stage.total_chunks
-    with _bar(progress, "embedding", total, "chunk") as bar:
+    with StageBar(progress, "embedding", total, "chunk") as bar:
         for start, chunks in stage.chunk_batches(max(1, batch_chunks)):
             te = time.perf_counter()
             vectors = embedder.encode([c.index_text() for c in chunks], kind="document")
@@ -304,7 +373,7 @@ def remove(store: Store, source: str, *, hooks: Sequence[IngestHook] = (), wait:
                 w.delete(s)
             for h in hooks:
                 h.save(w)
-    _refresh(store)
+    refresh_derived(store)
     return len(targets)
 
 
@@ -322,18 +391,19 @@ def _stale_members(store: Store, src: str, loaded: Sequence[str]) -> list[str]:
     return [s for s in store.sources() if s.startswith(prefix) and s not in keep]
 
 
-def _refresh(store: Store) -> None:
+def refresh_derived(store: Store) -> None:
+    """Rebuild the store's derived indexes now (BM25...), not on the first query."""
     if CAP_DERIVED_INDEXES in store.capabilities:  # rebuild derived indexes now, not on first query
         store.refresh()
 
 
-class _bar:
+class StageBar:
     """A rich progress bar with a rate column (or nothing when disabled)."""
 
     def __init__(self, show: bool, desc: str, total: int, unit: str) -> None:
         self.show, self.desc, self.total, self.unit = show and total > 0, desc, total, unit
 
-    def __enter__(self) -> _bar:
+    def __enter__(self) -> StageBar:
         if self.show:
             from rich.progress import (
                 BarColumn,
