@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _texts(n: int) -> list[str]:
-    cands = [ROOT.parent / "shared/data/beir/scifact/corpus.jsonl",
+    cands = [ROOT.parent / "shared/data/scifact/corpus.jsonl",
+             ROOT.parent / "shared/data/beir/scifact/corpus.jsonl",
              ROOT / "samples/wikipedia-aspects/corpus.jsonl"]
     path = next(p for p in cands if p.exists())
     out: list[str] = []
