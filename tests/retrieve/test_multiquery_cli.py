@@ -107,7 +107,8 @@ def test_cli_replay_show_queries_and_json(index: Path) -> None:
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["citations"]
     # multiquery flags without --retriever multiquery, a missing replay file, a bad generator
-    res = runner.invoke(app, ["search", QUESTION, "--index", str(index / "idx"), "--base", "bm25"])
+    res = runner.invoke(app, ["search", QUESTION, "--index", str(index / "idx"), "-r", "hybrid",
+                                 "--base", "bm25"])
     assert res.exit_code == 2 and "only for --retriever multiquery" in _flat(res.output)
     res = runner.invoke(app, [*args, "--queries-from", str(index / "missing.jsonl")])
     assert res.exit_code == 2 and "no such file" in _flat(res.output)

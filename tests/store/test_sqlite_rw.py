@@ -154,8 +154,8 @@ def test_factory_parses_locations(tmp_path):
     assert build_store(tmp_path / "c", readonly=True).readonly
     from aspectrag.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="unknown store scheme 'qdrant'.*file://"):
-        build_store("qdrant://localhost:6333/docs")
+    with pytest.raises(ConfigError, match="unknown store scheme 'elastic'.*file://.*qdrant://"):
+        build_store("elastic://localhost:9200/docs")
 
 
 def _damage_page(db: Path, page: int) -> None:

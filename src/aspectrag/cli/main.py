@@ -236,6 +236,9 @@ def print_queries(res) -> None:  # type: ignore[no-untyped-def]
     if not res.queries:
         console.print("--show-queries: the retriever is not multiquery", highlight=False)
         return
+    route = res.info.get("route")
+    if route:
+        console.print(route["reason"], markup=False, highlight=False)
     for q in res.queries:
         console.print(f"query [{q['kind']}, w={q['weight']:g}]: {q['query']}", markup=False,
                       highlight=False)
