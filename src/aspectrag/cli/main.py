@@ -421,6 +421,7 @@ def eval_beir(
              "significance tests between runs).")] = None,
 ) -> None:
     """nDCG@10, Recall@100 and MRR@10 of a retriever on a BEIR data set."""
+    edge_setup()
     mq = multiquery_options(retriever, base, query_generator, queries_from)
     if show_queries:
         logging.getLogger("aspectrag.multiquery").setLevel(logging.INFO)
