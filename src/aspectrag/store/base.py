@@ -113,6 +113,31 @@ def chunk_key(source: str, index: int) -> str:
     return f"{source}#{index}"
 
 
+def check_vectors(source: str, location: object, dims: Mapping[str, int],
+                  vectors: Mapping[str, np.ndarray]) -> None:
+    """Check a document's vectors against the index's declared spaces (``dims``: space name ->
+    dimension): every space declared, every array ``(n_chunks, dim)``, none missing.
+
+    Raises:
+        aspectrag.errors.IndexMismatchError: naming ``source``, the space and ``location``.
+    """
+    from aspectrag.errors import IndexMismatchError
+
+    for space, arr in vectors.items():
+        if space not in dims:
+            raise IndexMismatchError(
+                f"{source}: vector space {space!r} is not declared in index "
+                f"{location} (spaces: {sorted(dims)})")
+        if arr.ndim != 2 or arr.shape[1] != dims[space]:
+            raise IndexMismatchError(
+                f"{source}: vectors of space {space!r} have shape {arr.shape}, the index "
+                f"{location} stores {dims[space]} dims; was it built with another embedder?")
+    missing = set(dims) - set(vectors)
+    if missing:
+        raise IndexMismatchError(
+            f"{source}: no vectors for the declared spaces {sorted(missing)} of index {location}")
+
+
 @dataclass(slots=True)
 class ScoredId:
     """A chunk id with the score a search gave it (higher is better)."""

@@ -14,7 +14,7 @@ import numpy as np
 from qdrant_client import models
 
 from aspectrag.errors import IndexMismatchError
-from aspectrag.store.base import CheckReport, SpaceSpec
+from aspectrag.store.base import CheckReport, SpaceSpec, check_vectors
 from aspectrag.store.qdrant_model import (
     SPARSE,
     STATE_ID,
@@ -226,21 +226,7 @@ class QdrantWriter:
         if self.spaces is None:
             self.declare_spaces([SpaceSpec(s, int(v.shape[1])) for s, v in vectors.items()])
         dims = {s.name: s.dim for s in self.spaces or []}
-        for space, arr in vectors.items():
-            if space not in dims:
-                raise IndexMismatchError(
-                    f"{doc.source}: vector space {space!r} is not declared in index "
-                    f"{self.location} (spaces: {sorted(dims)})")
-            if arr.ndim != 2 or arr.shape[1] != dims[space]:
-                raise IndexMismatchError(
-                    f"{doc.source}: vectors of space {space!r} have shape {arr.shape}, the index "
-                    f"{self.location} stores {dims[space]} dims; was it built with another "
-                    "embedder?")
-        missing = set(dims) - set(vectors)
-        if missing:
-            raise IndexMismatchError(
-                f"{doc.source}: no vectors for the declared spaces {sorted(missing)} of index "
-                f"{self.location}")
+        check_vectors(doc.source, self.location, dims, vectors)
 
 
 def check_store(store: Any, *, quick: bool = False) -> CheckReport:

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from aspectrag.errors import IndexMismatchError
-from aspectrag.store.base import SpaceSpec
+from aspectrag.store.base import SpaceSpec, check_vectors
 from aspectrag.types import Chunk, Document
 
 SCHEMA_VERSION = 2
@@ -195,18 +195,4 @@ class SQLiteWriter:
             # no declaration: an index written before spaces were declared keeps its layout
             self.declare_spaces([SpaceSpec(s, int(v.shape[1])) for s, v in vectors.items()])
         dims = self._dims or {}
-        for space, arr in vectors.items():
-            if space not in dims:
-                raise IndexMismatchError(
-                    f"{doc.source}: vector space {space!r} is not declared in index "
-                    f"{self.location} (spaces: {sorted(dims)})")
-            if arr.ndim != 2 or arr.shape[1] != dims[space]:
-                raise IndexMismatchError(
-                    f"{doc.source}: vectors of space {space!r} have shape {arr.shape}, the index "
-                    f"{self.location} stores {dims[space]} dims; was it built with another "
-                    "embedder?")
-        missing = set(dims) - set(vectors)
-        if missing:
-            raise IndexMismatchError(
-                f"{doc.source}: no vectors for the declared spaces {sorted(missing)} of index "
-                f"{self.location}")
+        check_vectors(doc.source, self.location, dims, vectors)
