@@ -132,7 +132,8 @@ class AutoRetriever(MultiQueryRetriever):
             top = fused[0].score if fused else 0.0
             lead = [Hit(by_id[c].chunk, top + 1e-3 * (len(lead_ids) - i), 0, by_id[c].provenance)
                     for i, c in enumerate(lead_ids)]
-            fused = lead + [h for h in fused if h.chunk.chunk_id not in set(lead_ids)]
+            taken = set(lead_ids)
+            fused = lead + [h for h in fused if h.chunk.chunk_id not in taken]
         out = []
         for rank, h in enumerate(fused[:k], start=1):
             prov = dict(h.provenance or {})
