@@ -61,6 +61,7 @@ class Route:
     anchor: int
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON form ``{"route", "reason", "anchor"}`` (``info.route``, hit provenance)."""
         return {"route": self.route, "reason": self.reason, "anchor": self.anchor}
 
 
