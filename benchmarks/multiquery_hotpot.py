@@ -26,7 +26,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ASPECTRAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
-CACHE = Path.home() / ".cache" / "aspectrag"
 
 
 def load(path: Path) -> tuple[list[dict], dict[str, str]]:  # type: ignore[type-arg]
@@ -42,9 +41,10 @@ def load(path: Path) -> tuple[list[dict], dict[str, str]]:  # type: ignore[type-
 def build_index(corpus: dict[str, str]):  # type: ignore[no-untyped-def]
     """An :class:`~aspectrag.index.Index` of the paragraphs (BEIR corpus.jsonl, ``_id`` = title)."""
     from aspectrag.index import Index
+    from aspectrag.settings import get_settings
 
     fp = hashlib.sha256(json.dumps(corpus, sort_keys=True).encode()).hexdigest()[:12]
-    root = CACHE / f"hotpot-{fp}"
+    root = get_settings().cache_dir / f"hotpot-{fp}"
     root.mkdir(parents=True, exist_ok=True)
     path = root / "corpus.jsonl"
     if not path.exists():

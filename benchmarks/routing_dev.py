@@ -14,7 +14,9 @@ Strategies are retriever-table names with options, run side by side on:
 
 A strategy is ``NAME[:opt=value,...]`` (values parsed as JSON when they parse). Indexes are the
 evaluation caches of ``aspectrag eval beir`` / ``eval mrag`` / benchmarks/multiquery_hotpot.py
-(built on first use). Prints one table per data set; ``--json`` writes every figure and CI.
+(built on first use, under the ``cache_dir`` setting). Prints one table per data set;
+``--json`` writes every figure, CI and per-query score (for paired comparisons across runs, e.g.
+benchmarks/chunk_size_dev.py).
 """
 
 from __future__ import annotations
@@ -63,8 +65,9 @@ def run_scifact(split: str, strategies: list[str]) -> dict[str, Any]:
     folder = DATA / "scifact"
     ds = load_beir(folder, split)
     idx = Index(default_eval_index(folder))
-    if not idx.store.stats()["chunks"]:
-        raise SystemExit(f"build the SciFact index first: aspectrag eval beir {folder}")
+    rep = idx.ingest([str(ds.corpus)], progress=sys.stderr.isatty())  # no-op when built
+    if rep.failed:
+        raise SystemExit(f"{ds.corpus}: {rep.failed[0][1]}")
     out: dict[str, Any] = {}
     base = None
     print(f"\nSciFact {split}: {len(ds.queries)} queries")
@@ -76,7 +79,8 @@ def run_scifact(split: str, strategies: list[str]) -> dict[str, Any]:
         secs = (time.perf_counter() - t0) / len(ds.queries)
         base = pq if base is None else base
         txt, ci = ci_text(pq, base)
-        out[label] = {"ndcg@10": float(pq.mean()), "vs_first": ci, "s_per_query": secs}
+        out[label] = {"ndcg@10": float(pq.mean()), "vs_first": ci, "s_per_query": secs,
+                      "per_query": pq.tolist()}
         print(f"  {label:48s} nDCG@10 {pq.mean():.4f}  vs first {txt}  {secs * 1e3:6.1f} ms/q",
               flush=True)
     return out
@@ -106,7 +110,7 @@ def run_hotpot(strategies: list[str]) -> dict[str, Any]:
         txt, ci = ci_text(both, base)
         by = {k: float(both[[t == k for t in kinds]].mean()) for k in ("bridge", "comparison")}
         out[label] = {"both@10": float(both.mean()), **{f"both@10_{k}": v for k, v in by.items()},
-                      "vs_first": ci, "s_per_query": secs}
+                      "vs_first": ci, "s_per_query": secs, "per_query": both.tolist()}
         print(f"  {label:48s} both@10 {both.mean():.3f} (bridge {by['bridge']:.3f}, comparison "
               f"{by['comparison']:.3f})  vs first {txt}", flush=True)
     return out
@@ -130,7 +134,8 @@ def run_mrag(dataset: str, strategies: list[str]) -> dict[str, Any]:
         base = wa if base is None else base
         txt, ci = ci_text(wa, base, strata)
         mean = r.summary(ds)["mean_weighted_avg"]
-        out[label] = {"mean_weighted_avg": mean, "vs_first": ci, "seconds": r.seconds}
+        out[label] = {"mean_weighted_avg": mean, "vs_first": ci, "seconds": r.seconds,
+                      "per_query": np.asarray(wa).tolist(), "strata": strata}
         print(f"  {label:48s} mean weighted {mean:.4f}  vs first {txt}", flush=True)
     return out
 

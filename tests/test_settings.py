@@ -49,7 +49,7 @@ def _write(path: Path, text: str) -> Path:
 def test_defaults_are_written_once() -> None:
     s = get_settings()
     assert s == Settings() and s.config_file is None
-    assert (s.index.location, s.chunking) == (".aspectrag", ChunkingSettings(224, 32))
+    assert (s.index.location, s.chunking) == (".aspectrag", ChunkingSettings(128, 16))
     assert s.llm.configured is False and s.embedder.heads is True
     # every field has its environment variable, all distinct
     names = env_names()

@@ -225,7 +225,9 @@ def test_long_headers_shrink_chunks_so_indexed_text_fits(minilm_tokenizer, data_
     path = data_dir / "scifact" / "corpus.jsonl"
     with path.open(encoding="utf-8") as fh:
         rows = [json.loads(next(fh)) for _ in range(400)]
-    sp = make_splitter(HFEmbedder())
+    from aspectrag.config import ChunkingConfig
+
+    sp = make_splitter(HFEmbedder(), ChunkingConfig(224, 32))  # near the limit: headers matter
     assert (sp.chunk_size, sp.max_length) == (224, 254)
     plain = RecursiveCharacterSplitter(224, 32, sp.length_function)
     over_before = shrunk = 0

@@ -93,9 +93,9 @@ def ingest(
     index: IndexOpt = DEFAULT_INDEX,
     glob: Annotated[str | None, typer.Option(help="Only files matching this pattern, e.g. '*.pdf'.")] = None,
     chunk_size: Annotated[int | None, typer.Option(
-        help="Chunk size in embedder tokens (default: the chunking setting, 224).")] = None,
+        help="Chunk size in embedder tokens (default: the chunking setting, 128).")] = None,
     chunk_overlap: Annotated[int | None, typer.Option(
-        help="Chunk overlap in embedder tokens (default: the chunking setting, 32).")] = None,
+        help="Chunk overlap in embedder tokens (default: the chunking setting, 16).")] = None,
     embedder_adapter: AdapterOpt = None,
     token_cache: Annotated[bool, typer.Option(
         help="Also store the chunks' token vectors for --rerank late-interaction "
