@@ -63,7 +63,7 @@ def test_precedence_flag_env_file_default(tmp_path: Path, monkeypatch: pytest.Mo
     s = get_settings()
     assert s.config_file == cfg
     assert (s.threads, s.index.location, s.chunking.chunk_size) == (3, "from-file", 100)
-    assert s.chunking.chunk_overlap == 32  # not in the file: default
+    assert s.chunking.chunk_overlap == 16  # not in the file: default
     assert (s.llm.model, s.llm.timeout) == ("file-model", 7.0)
 
     monkeypatch.setenv("ASPECTRAG_INDEX", "from-env")
