@@ -56,8 +56,9 @@ AdapterOpt = Annotated[Path | None, typer.Option(
     "$ASPECTRAG_EMBEDDER_ADAPTER / the config file's [embedder] adapter).")]
 RuntimeOpt = Annotated[str | None, typer.Option(
     "--runtime", help="Embedder runtime of a new index: torch | onnx-int8 | onnx-fp32 | auto "
-    "(default: the embedder.runtime setting, $ASPECTRAG_EMBEDDER_RUNTIME, else torch). An existing index is always searched with the runtime it was built with; "
-    "naming another one is refused.")]
+    "(default: the embedder.runtime setting, $ASPECTRAG_EMBEDDER_RUNTIME, else torch). An "
+    "existing index is always searched with the runtime it was built with; naming another "
+    "one is refused.")]
 RerankOpt = Annotated[str | None, typer.Option(
     "--rerank", help="Second stage: late-interaction | cross-encoder | bi-encoder.")]
 RerankDepthOpt = Annotated[int, typer.Option("--rerank-depth", help="First-stage candidates reranked.")]
