@@ -5,7 +5,7 @@ Usage: python benchmarks/onnx_quality.py [--runtime onnx-int8] [--skip-scifact] 
 
 - SciFact test (300 queries): nDCG@10 of ``dense`` and ``hybrid``; bar: |int8 - torch| <= 0.005.
   The torch index is the eval cache one (``aspectrag eval beir ../shared/data/scifact``);
-  the ONNX one lives beside it in ``<cache_dir>/beir/scifact-<runtime>``; a missing index is
+  the ONNX one beside it, ``<cache_dir>/beir/scifact-<hash>-<runtime>``; a missing index is
   built (through the product ingest, as ``eval beir`` does).
 - MRAG Wikipedia v1: mean weighted (``mean_weighted_avg``) of ``mrag`` (and ``standard``, for
   reference); bar: |int8 - torch| <= 0.01. Each runtime has its own evaluation indexes
@@ -52,7 +52,7 @@ def scifact(runtime: str) -> dict:  # type: ignore[type-arg]
 
     ds = load_beir(SCIFACT, "test")
     torch_path = default_eval_index(SCIFACT)
-    paths = {"torch": torch_path, runtime: torch_path.with_name(f"scifact-{runtime}")}
+    paths = {"torch": torch_path, runtime: default_eval_index(SCIFACT, runtime)}
     per: dict[str, dict[str, np.ndarray]] = {}
     for rt, path in paths.items():
         idx = _index(path, rt)
