@@ -110,3 +110,6 @@ def test_every_embedder_batches_through_it_rows_in_input_order(
         single = emb.encode([texts[3]])
         for space, v in single.items():
             np.testing.assert_allclose(v[0], got[space][3], atol=1e-4, err_msg=name)
+        empty = emb.encode([])
+        assert {k: v.shape for k, v in empty.items()} == {
+            k: (0, v.shape[1]) for k, v in got.items()}, name

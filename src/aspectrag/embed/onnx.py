@@ -262,11 +262,10 @@ class OnnxMultiHeadEmbedder(_OnnxRuntime, MultiHeadEmbedder):
     def _encode_raw(
         self, texts: Sequence[str], layers: list[int], poolings: list[str], show_progress: bool
     ) -> tuple[np.ndarray, dict[tuple[int, str], np.ndarray]]:
-        n, h, dh = len(texts), self.num_heads, self.head_dim
-        dense = np.zeros((n, self.dim), dtype=np.float32)
-        heads = {(ly, p): np.zeros((n, h, dh), dtype=np.float32) for ly in layers for p in poolings}
-        if n == 0:
+        dense, heads = self._raw_buffers(len(texts), layers, poolings)
+        if len(texts) == 0:
             return dense, heads
+        h, dh = self.num_heads, self.head_dim
         for idx in length_batches(texts, self.batch_size, show_progress=show_progress):
             hidden, mask, ctxs = self._forward([texts[j] for j in idx], layers)
             dense[idx] = _normalize(pool_np(hidden, mask, self.dense_pooling))

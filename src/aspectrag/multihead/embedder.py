@@ -241,16 +241,24 @@ class MultiHeadEmbedder(HFEmbedder):
             return cache.lookup(self, list(texts), layers, poolings, show_progress)
         return self._encode_raw(texts, layers, poolings, show_progress)
 
+    def _raw_buffers(
+        self, n: int, layers: Sequence[int], poolings: Sequence[str]
+    ) -> tuple[np.ndarray, dict[tuple[int, str], np.ndarray]]:
+        """Zeroed outputs of :meth:`encode_raw` for ``n`` texts (shapes as documented there),
+        filled batch by batch by every runtime's ``_encode_raw``."""
+        h, dh = self.num_heads, self.head_dim
+        heads = {(ly, p): np.zeros((n, h, dh), dtype=np.float32) for ly in layers for p in poolings}
+        return np.zeros((n, self.dim), dtype=np.float32), heads
+
     def _encode_raw(
         self, texts: Sequence[str], layers: list[int], poolings: list[str], show_progress: bool
     ) -> tuple[np.ndarray, dict[tuple[int, str], np.ndarray]]:
         import torch
 
-        n, h, dh = len(texts), self.num_heads, self.head_dim
-        dense = np.zeros((n, self.dim), dtype=np.float32)
-        heads = {(ly, p): np.zeros((n, h, dh), dtype=np.float32) for ly in layers for p in poolings}
-        if n == 0:
+        dense, heads = self._raw_buffers(len(texts), layers, poolings)
+        if len(texts) == 0:
             return dense, heads
+        h, dh = self.num_heads, self.head_dim
         taps = {ly: input_tap(locate_attention_output(self.model, ly)[0]) for ly in layers}
         with contextlib.ExitStack() as stack, torch.inference_mode():
             for tap in taps.values():
