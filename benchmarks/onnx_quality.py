@@ -139,12 +139,14 @@ def main() -> None:
     from aspectrag.cli.common import edge_setup
 
     edge_setup()
-    js = args.out.with_suffix(".json")
-    res: dict[str, object] = json.loads(js.read_text()) if js.exists() else {}  # parts kept
+    new: dict[str, object] = {}
     if not args.skip_scifact:
-        res["scifact"] = scifact(args.runtime)
+        new["scifact"] = scifact(args.runtime)
     if not args.skip_mrag:
-        res["mrag"] = mrag(args.runtime)
+        new["mrag"] = mrag(args.runtime)
+    js = args.out.with_suffix(".json")  # read at the end: two part runs may overlap
+    res: dict[str, object] = json.loads(js.read_text()) if js.exists() else {}
+    res.update(new)
     text = table(res, args.runtime)  # type: ignore[arg-type]
     print(text, end="")
     args.out.with_suffix(".txt").write_text(text)
