@@ -448,6 +448,22 @@ def use_config_file(path: str | Path | None) -> None:
     _CLI_CONFIG = Path(path).expanduser() if path is not None else None
 
 
+def use_flag(env_name: str, value: str | None) -> None:
+    """Map a command-line flag onto its setting (CLI edge only): ``value`` becomes the
+    setting's variable ``env_name`` (an ``ASPECTRAG_*`` name of the table above, e.g.
+    ``ASPECTRAG_EMBEDDER_RUNTIME`` for ``--runtime``) in this process and the processes it
+    starts (a local Ray, server workers), so the flag outranks the environment and the file
+    everywhere. None (the flag was not given) changes nothing.
+
+    Raises:
+        ConfigError: ``env_name`` is not the variable of a setting.
+    """
+    if env_name not in env_names().values():
+        raise ConfigError(f"{env_name}: not the environment variable of a setting")
+    if value is not None:
+        os.environ[env_name] = value
+
+
 def find_config_file(explicit: str | Path | None = None) -> Path | None:
     """The config file to read (see the module docstring), or None when there is none.
 

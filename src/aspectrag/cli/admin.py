@@ -19,7 +19,16 @@ from typing import Annotated
 
 import typer
 
-from aspectrag.cli.common import DEFAULT_INDEX, AdapterOpt, IndexOpt, JsonOpt, console, fail, out
+from aspectrag.cli.common import (
+    DEFAULT_INDEX,
+    AdapterOpt,
+    IndexOpt,
+    JsonOpt,
+    adapter_embedder_factory,
+    console,
+    fail,
+    out,
+)
 from aspectrag.errors import AspectragError
 
 
@@ -29,15 +38,14 @@ def _open(index: str, adapter: Path | None, *, readonly: bool):  # type: ignore[
 
     if is_local(index) and not (Path(index) / "index.sqlite").is_file():
         fail(f"{index}: no index here (no index.sqlite); pass --index with an index folder")
-    emb = None
-    if adapter is not None:
-        from aspectrag.embed.factory import build_embedder
-
-        try:
-            emb = build_embedder(adapter=str(adapter))
-        except AspectragError as e:
-            fail(str(e))
-    return Index(index, embedder=emb, readonly=readonly)
+    idx = Index(index, readonly=readonly)
+    if adapter is None:
+        return idx
+    try:
+        emb = adapter_embedder_factory(idx.store, adapter)()
+    except AspectragError as e:
+        fail(str(e))
+    return Index(index, embedder=emb, store=idx.store, readonly=readonly)
 
 
 def embedder_problems(idx) -> list[str]:  # type: ignore[no-untyped-def]

@@ -54,6 +54,11 @@ AdapterOpt = Annotated[Path | None, typer.Option(
     "--embedder-adapter", help="LoRA adapter folder (aspectrag train embedder) applied to the "
     "embedder; an index built with it must be searched with it (default: "
     "$ASPECTRAG_EMBEDDER_ADAPTER / the config file's [embedder] adapter).")]
+RuntimeOpt = Annotated[str | None, typer.Option(
+    "--runtime", help="Embedder runtime of a new index: torch | onnx-int8 | onnx-fp32 | auto "
+    "(default: the embedder.runtime setting, $ASPECTRAG_EMBEDDER_RUNTIME, else torch). An "
+    "existing index is always searched with the runtime it was built with; naming another "
+    "one is refused.")]
 RerankOpt = Annotated[str | None, typer.Option(
     "--rerank", help="Second stage: late-interaction | cross-encoder | bi-encoder.")]
 RerankDepthOpt = Annotated[int, typer.Option("--rerank-depth", help="First-stage candidates reranked.")]
@@ -86,24 +91,40 @@ def open_index(path: str | Path, adapter: Path | None = None, *,  # type: ignore
         except AspectragError as e:
             fail(str(e))
     adapter = adapter or path_or_none(settings().embedder.adapter)
+    idx = Index(path)
     if adapter is None:
-        return Index(path)
-    from aspectrag.embed.factory import build_embedder
-
+        return idx
     try:
-        return Index(path, embedder=build_embedder(adapter=str(adapter)),
-                     embedder_factory=functools.partial(build_embedder, adapter=str(adapter)))
+        factory = adapter_embedder_factory(idx.store, adapter)
+        return Index(path, store=idx.store, embedder=factory(), embedder_factory=factory)
     except AspectragError as e:
         fail(str(e))
 
 
-def edge_setup() -> None:
+def adapter_embedder_factory(store, adapter: Path):  # type: ignore[no-untyped-def]
+    """A picklable factory of the embedder with LoRA ``adapter`` for the index in ``store``:
+    the runtime the index recorded (``build_embedder(recorded=...)``), else the setting."""
+    from aspectrag.embed.factory import build_embedder
+
+    return functools.partial(build_embedder, adapter=str(adapter),
+                             recorded=store.get_meta("embedder"))
+
+
+def edge_setup(runtime: str | None = None) -> None:
     """Process-wide settings applied once, at the command-line edge, before a command loads
-    models: the runtime / BLAS thread split (:func:`aspectrag.config.setup_threads`), and no
-    library noise in the default output (:func:`quiet_libraries`). Model loaders never change
-    them."""
+    models: ``--runtime`` mapped onto the ``embedder.runtime`` setting (one error line for an
+    unknown name), the runtime / BLAS thread split (:func:`aspectrag.config.setup_threads`),
+    and no library noise in the default output (:func:`quiet_libraries`). Model loaders never
+    change them."""
     from aspectrag.config import setup_threads
 
+    if runtime is not None:
+        from aspectrag.embed.factory import RUNTIMES
+        from aspectrag.settings import use_flag
+
+        if runtime not in RUNTIMES:
+            fail(f"--runtime {runtime}: unknown runtime; use one of {', '.join(RUNTIMES)}")
+        use_flag("ASPECTRAG_EMBEDDER_RUNTIME", runtime)
     setup_threads()
     quiet_libraries()
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from aspectrag.cli.common import console, edge_setup, fail, out
+from aspectrag.cli.common import RuntimeOpt, console, edge_setup, fail, out
 from aspectrag.errors import AspectragError
 
 
@@ -45,6 +45,7 @@ def eval_mrag(  # registered as ``aspectrag eval mrag`` by cli/main.py
         Path | None, typer.Option(help="Write every figure with its 95% CI (JSON) here.")
     ] = None,
     n_boot: Annotated[int, typer.Option(help="Bootstrap replicates for the CIs.")] = 10_000,
+    runtime: RuntimeOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the results as JSON on stdout.")
     ] = False,
@@ -59,7 +60,7 @@ def eval_mrag(  # registered as ``aspectrag eval mrag`` by cli/main.py
     from aspectrag.evaluate.mrag_strategies import DEFAULT_STRATEGIES, MragEvaluation
     from aspectrag.evaluate.mrag_strategies import strategy as get_strategy
 
-    edge_setup()
+    edge_setup(runtime)  # the evaluation indexes are per runtime (the embedder name)
     try:
         ds = load_mrag(dataset, data)
         names = list(strategy or DEFAULT_STRATEGIES)

@@ -26,6 +26,7 @@ from aspectrag.cli.common import (
     RerankModelOpt,
     RerankOpt,
     RetrieverOpt,
+    RuntimeOpt,
     console,
     edge_setup,
     fail,
@@ -97,6 +98,7 @@ def ingest(
     chunk_overlap: Annotated[int | None, typer.Option(
         help="Chunk overlap in embedder tokens (default: the chunking setting, 16).")] = None,
     embedder_adapter: AdapterOpt = None,
+    runtime: RuntimeOpt = None,
     token_cache: Annotated[bool, typer.Option(
         help="Also store the chunks' token vectors for --rerank late-interaction "
              "(<index>/token_vectors.sqlite; like `aspectrag rerank cache`).")] = False,
@@ -115,7 +117,7 @@ def ingest(
         help="Embedding actors for --engine ray.", min=1)] = 1,
 ) -> None:
     """Add or update documents; unchanged ones are skipped. Exit code 1 if some failed."""
-    edge_setup()
+    edge_setup(runtime)
     if engine not in ("inprocess", "ray"):
         fail(f"--engine {engine}: unknown ingest engine; use inprocess or ray")
     idx = open_index(index, embedder_adapter)
@@ -270,6 +272,7 @@ def search(
     fusion: FusionOpt = None,
     weight: WeightOpt = None,
     embedder_adapter: AdapterOpt = None,
+    runtime: RuntimeOpt = None,
     rerank: RerankOpt = None,
     rerank_depth: RerankDepthOpt = 100,
     rerank_model: RerankModelOpt = None,
@@ -280,7 +283,7 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Search the index and print the top-k chunks."""
-    edge_setup()
+    edge_setup(runtime)
     idx = open_index(index, embedder_adapter, must_exist=True)
     mq = multiquery_options(retriever, base, query_generator, queries_from)
     try:
@@ -341,6 +344,7 @@ def ask(
     fusion: FusionOpt = None,
     weight: WeightOpt = None,
     embedder_adapter: AdapterOpt = None,
+    runtime: RuntimeOpt = None,
     rerank: RerankOpt = None,
     rerank_depth: RerankDepthOpt = 100,
     rerank_model: RerankModelOpt = None,
@@ -356,7 +360,7 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Answer a question with numbered citations to the passages used."""
-    edge_setup()
+    edge_setup(runtime)
     idx = open_index(index, embedder_adapter, must_exist=True)
     mq = multiquery_options(retriever, base, query_generator, queries_from)
     try:
@@ -408,6 +412,7 @@ def eval_beir(
     fusion: FusionOpt = None,
     weight: WeightOpt = None,
     embedder_adapter: AdapterOpt = None,
+    runtime: RuntimeOpt = None,
     rerank: RerankOpt = None,
     rerank_depth: RerankDepthOpt = 100,
     rerank_model: RerankModelOpt = None,
@@ -421,7 +426,7 @@ def eval_beir(
              "significance tests between runs).")] = None,
 ) -> None:
     """nDCG@10, Recall@100 and MRR@10 of a retriever on a BEIR data set."""
-    edge_setup()
+    edge_setup(runtime)
     mq = multiquery_options(retriever, base, query_generator, queries_from)
     if show_queries:
         logging.getLogger("aspectrag.multiquery").setLevel(logging.INFO)
@@ -435,7 +440,13 @@ def eval_beir(
         ds = load_beir(folder, split)
     except AspectragError as e:
         fail(str(e))
-    path = index or default_eval_index(folder)
+    from aspectrag.embed.factory import resolve_runtime
+
+    try:  # the default cache folder is per runtime (a new index's runtime)
+        path = index or default_eval_index(folder, resolve_runtime(settings().embedder.runtime,
+                                                                   None))
+    except AspectragError as e:
+        fail(str(e))
     embedder_adapter = embedder_adapter or path_or_none(settings().embedder.adapter)
     if embedder_adapter is not None and index is None:  # one cache index per adapter
         from aspectrag.embed.adapter import adapter_id

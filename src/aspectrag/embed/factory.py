@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from importlib.util import find_spec
+from typing import TYPE_CHECKING, Any
 
 from aspectrag.embed.base import Embedder
 from aspectrag.errors import ConfigError
+
+if TYPE_CHECKING:
+    from aspectrag.multihead.embedder import MultiHeadEmbedder
 
 RUNTIMES: tuple[str, ...] = ("torch", "onnx-int8", "onnx-fp32", "auto")
 DEFAULT_RUNTIME = "torch"
@@ -92,21 +96,49 @@ def build_embedder(
     """
     if recorded in RECORDED and model_path is None and adapter is None:
         return RECORDED[recorded]()
-    if runtime is None:
-        from aspectrag.settings import get_settings
-
-        runtime = get_settings().embedder.runtime
-    chosen = resolve_runtime(runtime, recorded)
     multi = heads if heads is not None else heads_enabled()
-    if chosen != "torch":
-        from aspectrag.embed.onnx import OnnxEmbedder, OnnxMultiHeadEmbedder
-
-        cls = OnnxMultiHeadEmbedder if multi else OnnxEmbedder
-        return cls(model_path, adapter=adapter, runtime=chosen)
     if multi:
-        from aspectrag.multihead.embedder import MultiHeadEmbedder
+        return multihead_embedder(model_path, runtime=runtime, recorded=recorded, adapter=adapter)
+    chosen = resolve_runtime(_setting(runtime), recorded)
+    if chosen != "torch":
+        from aspectrag.embed.onnx import OnnxEmbedder
 
-        return MultiHeadEmbedder(model_path, adapter=adapter)
+        return OnnxEmbedder(model_path, adapter=adapter, runtime=chosen)
     from aspectrag.embed.hf import HFEmbedder
 
     return HFEmbedder(model_path, adapter=adapter)
+
+
+def multihead_embedder(
+    model_path: str | None = None,
+    *,
+    runtime: str | None = None,
+    recorded: str | None = None,
+    **options: Any,
+) -> MultiHeadEmbedder:
+    """The multi-head embedder of ``runtime`` (default: the ``embedder.runtime`` setting,
+    resolved by :func:`resolve_runtime` against ``recorded``): a torch
+    :class:`~aspectrag.multihead.embedder.MultiHeadEmbedder` or an
+    :class:`~aspectrag.embed.onnx.OnnxMultiHeadEmbedder`; ``options`` go to its constructor
+    (``adapter``, ``raw_cache``, ``batch_size``, head options...).
+
+    Raises:
+        aspectrag.errors.ConfigError: unknown runtime or one contradicting ``recorded``.
+    """
+    chosen = resolve_runtime(_setting(runtime), recorded)
+    if chosen != "torch":
+        from aspectrag.embed.onnx import OnnxMultiHeadEmbedder
+
+        return OnnxMultiHeadEmbedder(model_path, runtime=chosen, **options)
+    from aspectrag.multihead.embedder import MultiHeadEmbedder
+
+    return MultiHeadEmbedder(model_path, **options)
+
+
+def _setting(runtime: str | None) -> str | None:
+    """``runtime``, or the ``embedder.runtime`` setting when it is None."""
+    if runtime is not None:
+        return runtime
+    from aspectrag.settings import get_settings
+
+    return get_settings().embedder.runtime

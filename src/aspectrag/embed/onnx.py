@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from aspectrag.embed.base import TextKind
-from aspectrag.embed.hf import HFEmbedder, _progress
+from aspectrag.embed.batching import length_batches
+from aspectrag.embed.hf import HFEmbedder
 from aspectrag.errors import ConfigError
 from aspectrag.multihead.embedder import MultiHeadEmbedder
 
@@ -219,16 +220,9 @@ class OnnxEmbedder(_OnnxRuntime, HFEmbedder):
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return {"dense": out}
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        progress = _progress(show_progress, len(texts))
-        for i in range(0, len(order), self.batch_size):
-            idx = order[i : i + self.batch_size]
+        for idx in length_batches(texts, self.batch_size, show_progress=show_progress):
             hidden, mask, _ = self._forward([texts[j] for j in idx], [-1])
             out[idx] = _normalize(pool_np(hidden, mask, "mean"))
-            if progress is not None:
-                progress.update(len(idx))
-        if progress is not None:
-            progress.close()
         return {"dense": out}
 
 
@@ -268,24 +262,14 @@ class OnnxMultiHeadEmbedder(_OnnxRuntime, MultiHeadEmbedder):
     def _encode_raw(
         self, texts: Sequence[str], layers: list[int], poolings: list[str], show_progress: bool
     ) -> tuple[np.ndarray, dict[tuple[int, str], np.ndarray]]:
-        n, h, dh = len(texts), self.num_heads, self.head_dim
-        dense = np.zeros((n, self.dim), dtype=np.float32)
-        heads = {(ly, p): np.zeros((n, h, dh), dtype=np.float32) for ly in layers for p in poolings}
-        if n == 0:
+        dense, heads = self._raw_buffers(len(texts), layers, poolings)
+        if len(texts) == 0:
             return dense, heads
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        progress = _progress(show_progress, n)
-        try:
-            for i in range(0, n, self.batch_size):
-                idx = order[i : i + self.batch_size]
-                hidden, mask, ctxs = self._forward([texts[j] for j in idx], layers)
-                dense[idx] = _normalize(pool_np(hidden, mask, self.dense_pooling))
-                for ly, ctx in zip(layers, ctxs, strict=True):
-                    for p in poolings:
-                        heads[(ly, p)][idx] = pool_np(ctx, mask, p).reshape(len(idx), h, dh)
-                if progress is not None:
-                    progress.update(len(idx))
-        finally:
-            if progress is not None:
-                progress.close()
+        h, dh = self.num_heads, self.head_dim
+        for idx in length_batches(texts, self.batch_size, show_progress=show_progress):
+            hidden, mask, ctxs = self._forward([texts[j] for j in idx], layers)
+            dense[idx] = _normalize(pool_np(hidden, mask, self.dense_pooling))
+            for ly, ctx in zip(layers, ctxs, strict=True):
+                for p in poolings:
+                    heads[(ly, p)][idx] = pool_np(ctx, mask, p).reshape(len(idx), h, dh)
         return dense, heads

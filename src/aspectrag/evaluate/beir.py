@@ -66,13 +66,16 @@ def load_beir(root: str | Path, split: str = "test") -> BeirDataset:
     return BeirDataset(root, corpus, queries, qrels)
 
 
-def default_eval_index(root: Path) -> Path:
+def default_eval_index(root: Path, runtime: str = "torch") -> Path:
     """A reusable cache folder for the index of a BEIR corpus: ``<cache_dir>/beir/<name>-<hash>``
-    (``cache_dir`` setting, default ``~/.cache/aspectrag``)."""
+    (``cache_dir`` setting, default ``~/.cache/aspectrag``) for the torch embedder runtime,
+    ``<name>-<hash>-<runtime>`` for another one (``onnx-int8``, ``onnx-fp32``: each runtime
+    has its own index, since an index keeps the runtime it was built with)."""
     from aspectrag.settings import get_settings
 
     h = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:8]
-    return get_settings().cache_dir / "beir" / f"{root.resolve().name}-{h}"
+    suffix = "" if runtime == "torch" else f"-{runtime}"
+    return get_settings().cache_dir / "beir" / f"{root.resolve().name}-{h}{suffix}"
 
 
 def beir_run(retriever: Retriever, queries: dict[str, str], *, n_docs: int = 100,

@@ -131,6 +131,10 @@ class MragEvaluation:
         ds: the data set.
         cache_dir: where indexes are kept (default ``~/.cache/aspectrag/mrag``).
         model_path: embedding model folder (default: the bundled MiniLM).
+        runtime: embedder runtime (``torch``, ``onnx-int8``, ``onnx-fp32``, ``auto``; default:
+            the ``embedder.runtime`` setting, see :func:`~aspectrag.embed.factory.resolve_runtime`).
+            The embedder name (with its ``@onnx-*`` suffix) is part of the index folder, so
+            each runtime has its own indexes.
         progress: show progress bars.
     """
 
@@ -140,17 +144,21 @@ class MragEvaluation:
         cache_dir: str | Path | None = None,
         *,
         model_path: str | None = None,
+        runtime: str | None = None,
         progress: bool = False,
     ) -> None:
         import re
 
         self.ds = ds
         self.progress = progress
-        from aspectrag.multihead.embedder import MultiHeadEmbedder, RawCache
+        from aspectrag.embed.factory import multihead_embedder
+        from aspectrag.multihead.embedder import RawCache
 
         # one forward pass per text for every index variant and strategy (layer -1, CLS and
-        # mean pooling memoised; the variants' copies share the cache)
-        self.embedder = MultiHeadEmbedder(model_path, raw_cache=RawCache((-1,), ("cls", "mean")))
+        # mean pooling memoised; the variants' copies share the cache); the runtime follows
+        # ``runtime`` / the ``embedder.runtime`` setting, and names the cache folder
+        self.embedder = multihead_embedder(model_path, runtime=runtime,
+                                           raw_cache=RawCache((-1,), ("cls", "mean")))
         model = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.embedder.name)
         self.root = Path(cache_dir or default_cache_dir()) / f"{ds.name}-{ds.fingerprint()}-{model}"
         self._indexes: dict[str, object] = {}

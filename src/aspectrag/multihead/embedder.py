@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from aspectrag.embed.base import TextKind
-from aspectrag.embed.hf import HFEmbedder, _progress
+from aspectrag.embed.batching import length_batches
+from aspectrag.embed.hf import HFEmbedder
 from aspectrag.embed.pooling import POOLINGS, pool_tokens
 from aspectrag.errors import ConfigError
 from aspectrag.multihead.layout import (
@@ -240,40 +241,39 @@ class MultiHeadEmbedder(HFEmbedder):
             return cache.lookup(self, list(texts), layers, poolings, show_progress)
         return self._encode_raw(texts, layers, poolings, show_progress)
 
+    def _raw_buffers(
+        self, n: int, layers: Sequence[int], poolings: Sequence[str]
+    ) -> tuple[np.ndarray, dict[tuple[int, str], np.ndarray]]:
+        """Zeroed outputs of :meth:`encode_raw` for ``n`` texts (shapes as documented there),
+        filled batch by batch by every runtime's ``_encode_raw``."""
+        h, dh = self.num_heads, self.head_dim
+        heads = {(ly, p): np.zeros((n, h, dh), dtype=np.float32) for ly in layers for p in poolings}
+        return np.zeros((n, self.dim), dtype=np.float32), heads
+
     def _encode_raw(
         self, texts: Sequence[str], layers: list[int], poolings: list[str], show_progress: bool
     ) -> tuple[np.ndarray, dict[tuple[int, str], np.ndarray]]:
         import torch
 
-        n, h, dh = len(texts), self.num_heads, self.head_dim
-        dense = np.zeros((n, self.dim), dtype=np.float32)
-        heads = {(ly, p): np.zeros((n, h, dh), dtype=np.float32) for ly in layers for p in poolings}
-        if n == 0:
+        dense, heads = self._raw_buffers(len(texts), layers, poolings)
+        if len(texts) == 0:
             return dense, heads
+        h, dh = self.num_heads, self.head_dim
         taps = {ly: input_tap(locate_attention_output(self.model, ly)[0]) for ly in layers}
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
-        progress = _progress(show_progress, n)
-        try:
-            with contextlib.ExitStack() as stack, torch.inference_mode():
-                for tap in taps.values():
-                    stack.enter_context(tap.capture())
-                for idx in batches:
-                    enc = self.tokenize([texts[i] for i in idx])
-                    mask = enc["attention_mask"]
-                    hidden = self.model(**enc).last_hidden_state
-                    pooled = pool_tokens(hidden, mask, self.dense_pooling)
-                    dense[idx] = torch.nn.functional.normalize(pooled.float(), dim=-1).numpy()
-                    for ly in layers:
-                        ctx = taps[ly].pop()
-                        for p in poolings:
-                            v = pool_tokens(ctx, mask, p).float().reshape(len(idx), h, dh)
-                            heads[(ly, p)][idx] = v.cpu().numpy()
-                    if progress is not None:
-                        progress.update(len(idx))
-        finally:
-            if progress is not None:
-                progress.close()
+        with contextlib.ExitStack() as stack, torch.inference_mode():
+            for tap in taps.values():
+                stack.enter_context(tap.capture())
+            for idx in length_batches(texts, self.batch_size, show_progress=show_progress):
+                enc = self.tokenize([texts[i] for i in idx])
+                mask = enc["attention_mask"]
+                hidden = self.model(**enc).last_hidden_state
+                pooled = pool_tokens(hidden, mask, self.dense_pooling)
+                dense[idx] = torch.nn.functional.normalize(pooled.float(), dim=-1).numpy()
+                for ly in layers:
+                    ctx = taps[ly].pop()
+                    for p in poolings:
+                        v = pool_tokens(ctx, mask, p).float().reshape(len(idx), h, dh)
+                        heads[(ly, p)][idx] = v.cpu().numpy()
         return dense, heads
 
     def encode_heads(
