@@ -60,6 +60,17 @@ filtered scroll: every version a chunk can have is ``uuid5(chunk id, t)`` for a 
 <= C``, so the ``C`` candidate ids per chunk are looked up and the visible one kept (while
 ``C`` times the chunks asked is at most ``LOCAL_RETRIEVE_MAX``; else the filtered scroll).
 
+Hybrid stays client-side (``retrieve/hybrid.py``: convex combination of min-max normalised
+BM25 and dense scores over two searches of this store), measured against the Query API's
+server-side fusion (a sparse and a dense prefetch of max(100, k) each) by
+``benchmarks/qdrant_parity.py`` (results/qdrant_parity.txt), SciFact nDCG@10 train (dev, 809
+queries) / test: convex 0.7314 / 0.7325; ``FusionQuery(DBSF)`` 0.7321 / 0.7364 (dev +0.0007,
+95% CI [-0.0034, +0.0049]: no difference); ``FusionQuery(RRF)`` (k = 2) 0.7252 / 0.7226;
+``RrfQuery(k=60)`` 0.7157 / 0.7171 (= client RRF 0.7153 / 0.7172). DBSF's dev lead is within
+noise, so convex is kept: it ranks identically on the SQLite store, and server-side fusion
+needs the visibility filter in every prefetch (the check of "Searching in local mode" cannot
+see prefetch lists), about 1.0 s against 0.34 s per query in local mode (under load).
+
 Exact search: local mode searches exhaustively; a server uses HNSW above its full-scan
 threshold (10k points by default), so results can differ slightly from the SQLite store's
 exact search on large indexes.
