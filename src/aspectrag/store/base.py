@@ -274,6 +274,17 @@ class Store(Protocol):
         """Index-level metadata (e.g. ``"embedder"``); written with ``StoreWriter.set_meta``."""
         ...
 
+    def meta_keys(self) -> list[str]:
+        """The keys written with ``StoreWriter.set_meta``, sorted (not the backend's own
+        bookkeeping, e.g. SQLite's ``generation``); used to copy an index
+        (:func:`aspectrag.store.copy.copy_store`)."""
+        ...
+
+    def get_document(self, source: str) -> Document | None:
+        """The stored document with exactly this source (its ``text`` is not kept: ``""``;
+        id, title, fingerprint, metadata and sections are), or None."""
+        ...
+
     def spaces(self) -> list[SpaceSpec]:
         """The declared vector spaces, in declaration order ([] before the first write)."""
         ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from qdrant_client import models
 
@@ -46,6 +47,13 @@ def visible(committed: int, *extra: models.Condition,
         must=[models.FieldCondition(key="born", range=models.Range(lte=committed)), *extra],
         must_not=[models.FieldCondition(key="died", range=models.Range(lte=committed)),
                   *must_not])
+
+
+def is_visible(payload: dict[str, Any], committed: int) -> bool:
+    """Whether a point with this payload passes :func:`visible` ``(committed)``: ``born <=
+    committed`` and no ``died <= committed`` (the same test, client-side)."""
+    died = payload.get("died")
+    return int(payload["born"]) <= committed and (died is None or int(died) > committed)
 
 
 def match(key: str, value: str | list[str]) -> models.FieldCondition:

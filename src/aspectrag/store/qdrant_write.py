@@ -81,6 +81,8 @@ class QdrantWriter:
         self._killed: set[str] = set()
         self._deferred: list[tuple[str, list[str]]] = []  # (point id, tokens): sparse at commit
         self._created = False
+        self._pending: dict[str, list[Any]] = {store.collection: [], store.meta_collection: []}
+        self._committed_sources: set[str] | None = None  # read once, on the first delete
 
     # -- StoreWriter ---------------------------------------------------------------------------
     def declare_spaces(self, specs: Sequence[SpaceSpec]) -> None:
@@ -114,7 +116,9 @@ class QdrantWriter:
             return len(ids)
         if source in self._killed:
             return 0
-        if self.store.fingerprint(source) is None:
+        if self._committed_sources is None:
+            self._committed_sources = set(self.store.sources()) if self.committed else set()
+        if source not in self._committed_sources:
             return 0
         flt = visible(self.committed, match("source", source))
         n = int(c.count(self.store.collection, count_filter=flt, exact=True).count) \
@@ -161,18 +165,35 @@ class QdrantWriter:
             ids.append(pid)
         doc_pid = point_id("doc", doc.source, self.write_id)
         self._new[doc.source] = (ids, doc_pid)  # before writing: a failed write is rolled back
-        for j in range(0, len(points), self.store.batch_points):
-            self.store.client.upsert(self.store.collection, points[j : j + self.store.batch_points],
-                                     wait=True)
+        self._write(self.store.collection, points)
         doc_payload = {"kind": "doc", "source": doc.source, "doc_id": doc.doc_id,
                        "title": doc.title, "fingerprint": doc.fingerprint,
                        "metadata": doc.metadata, "text_length": len(doc.text),
                        "sections": [[s.start, s.end, s.page, s.heading] for s in doc.sections],
                        "chunks": len(chunks), "seq": self.next_seq, "born": self.write_id}
         self.next_seq += 1
-        self.store.client.upsert(self.store.meta_collection, [models.PointStruct(
-            id=doc_pid, vector={}, payload=doc_payload)], wait=True)
+        self._write(self.store.meta_collection, [models.PointStruct(
+            id=doc_pid, vector={}, payload=doc_payload)])
         self.changed = True
+
+    def _write(self, name: str, points: list[Any]) -> None:
+        """Queue ``points`` for collection ``name`` and upsert full batches of
+        ``store.batch_points`` (many small documents share one request; the rest goes at
+        :meth:`flush`). Queued points are invisible like written ones until the commit."""
+        pending = self._pending[name]
+        pending += points
+        n = self.store.batch_points
+        while len(pending) >= n:
+            self.store.client.upsert(name, pending[:n], wait=True)
+            del pending[:n]
+
+    def flush(self) -> None:
+        """Upsert every queued point (before a commit, or before deleting queued points)."""
+        for name, pending in self._pending.items():
+            for j in range(0, len(pending), self.store.batch_points):
+                self.store.client.upsert(name, pending[j : j + self.store.batch_points],
+                                         wait=True)
+            pending.clear()
 
     # -- commit / rollback ---------------------------------------------------------------------
     def commit(self) -> None:
@@ -180,6 +201,7 @@ class QdrantWriter:
         state point with ``committed = T``: the one step that makes the transaction visible."""
         if not self.changed and not self._created:
             return
+        self.flush()
         self._write_deferred()
         self.store.ensure_collections(None)
         state = {"committed": self.write_id, "meta": self.meta,
@@ -191,6 +213,8 @@ class QdrantWriter:
 
     def rollback(self) -> None:
         """Remove this transaction's marks now (best effort: else the next writer does)."""
+        for pending in self._pending.values():
+            pending.clear()
         try:
             collect_garbage(self.store, self.committed)
         except Exception:  # the server may be what failed; nothing of T is visible anyway
@@ -213,6 +237,7 @@ class QdrantWriter:
         self._deferred = []
 
     def _delete_ids(self, ids: list[str], doc_pid: str) -> None:
+        self.flush()
         c = self.store.client
         for j in range(0, len(ids), self.store.batch_points):
             c.delete(self.store.collection, points_selector=models.PointIdsList(

@@ -73,6 +73,10 @@ _CHUNK_COLS = (
 )
 
 
+_OWN_META = ("generation", "schema_version", "spaces")
+"""The meta rows the store keeps for itself (not index metadata: ``meta_keys`` leaves them out)."""
+
+
 def _row_to_chunk(r: Sequence) -> Chunk:  # type: ignore[type-arg]
     return Chunk(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
 
@@ -292,6 +296,11 @@ class SQLiteStore:
     def get_meta(self, key: str) -> str | None:
         row = self._conn().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def meta_keys(self) -> list[str]:
+        """Keys written with ``set_meta`` (not ``generation``, ``schema_version``, ``spaces``)."""
+        return [r[0] for r in self._conn().execute(
+            "SELECT key FROM meta WHERE key NOT IN (?, ?, ?) ORDER BY key", _OWN_META)]
 
     # -- reading -----------------------------------------------------------------------------
     def fingerprint(self, source: str) -> str | None:
@@ -645,7 +654,7 @@ def _guarded(fn):  # type: ignore[no-untyped-def]
 
 
 for _name in ("fingerprint", "sources", "stats", "get_chunks", "iter_chunks", "get_document",
-              "get_meta", "spaces", "get_vectors", "bm25_index", "dense_index", "refresh",
+              "get_meta", "meta_keys", "spaces", "get_vectors", "bm25_index", "dense_index", "refresh",
               "keyword_search", "vector_search", "vector_search_spaces"):
     setattr(SQLiteStore, _name, _guarded(getattr(SQLiteStore, _name)))
 SQLiteStore.generation = property(_guarded(SQLiteStore.generation.fget))  # type: ignore[method-assign, assignment]

@@ -23,7 +23,7 @@ import pytest
 
 from aspectrag.errors import AspectragError, IndexMismatchError
 from aspectrag.store.base import SpaceSpec, Store, chunk_key, source_matches
-from aspectrag.types import Chunk, Document
+from aspectrag.types import Chunk, Document, Section
 
 SPACES = [SpaceSpec("dense", 8), SpaceSpec("head0", 5), SpaceSpec("head1", 5)]
 
@@ -204,6 +204,23 @@ class StoreContract:
         with store.writer() as w:
             w.set_meta("k", "v2")
         assert store.get_meta("k") == "v2"
+
+    def test_meta_keys_and_documents(self, store: Store) -> None:
+        assert store.meta_keys() == [] and store.get_document("/a.txt") is None
+        doc, chunks = make_doc("/a.txt", ["alpha beta", "gamma"], fp="fp1")
+        doc.metadata = {"category": "Greek", "n": 2}
+        doc.sections = [Section(0, 10, 1, "Intro")]
+        with store.writer() as w:
+            w.declare_spaces(SPACES)
+            w.upsert(doc, chunks, vectors_for(2))
+            w.set_meta("embedder", "test:e")
+            w.set_meta("b.key", "v")
+        assert store.meta_keys() == ["b.key", "embedder"]  # not the backend's bookkeeping
+        got = store.get_document("/a.txt")
+        assert got is not None and got.text == ""
+        assert (got.doc_id, got.source, got.title, got.fingerprint, got.metadata) == \
+            (doc.doc_id, doc.source, doc.title, "fp1", {"category": "Greek", "n": 2})
+        assert got.sections == [Section(0, 10, 1, "Intro")]
 
     def test_failed_writer_changes_nothing(self, store: Store) -> None:
         self.fill(store, [make_doc("/a.txt", ["alpha beta"])])
