@@ -262,7 +262,7 @@ def main() -> None:
     build_index(args.index, base)
     work = Path(tempfile.mkdtemp(prefix="service-load-"))
     index = work / "index"
-    shutil.copytree(args.index, index, ignore=shutil.ignore_patterns("service"))
+    shutil.copytree(args.index, index, ignore=shutil.ignore_patterns("service", "*-shm"))
     try:
         run(args, index, base, extra)
     finally:
