@@ -262,7 +262,10 @@ def main() -> None:
     build_index(args.index, base)
     work = Path(tempfile.mkdtemp(prefix="service-load-"))
     index = work / "index"
-    shutil.copytree(args.index, index, ignore=shutil.ignore_patterns("service", "*-shm"))
+    shutil.copytree(args.index, index, ignore=shutil.ignore_patterns("service", "index.sqlite*"))
+    with sqlite3.connect(args.index / "index.sqlite") as src, \
+            sqlite3.connect(index / "index.sqlite") as dst:
+        src.backup(dst)  # a consistent copy whatever state the -wal/-shm files are in
     try:
         run(args, index, base, extra)
     finally:
