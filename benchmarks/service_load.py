@@ -6,13 +6,22 @@ Queries: "What is <title>?" for those articles, cycled.
 
 For each workload (``/v1/search`` with bm25, hybrid, multiquery; ``/v1/ask`` extractive) and
 each number of concurrent clients (``--clients``, default 1 8 32), clients send requests
-back to back for ``--seconds`` s (after an untimed warm-up of up to 3 s); requests/s, p50, p99 and errors are printed. The same
-searches run in-process first (``Index.search`` / ``Index.ask`` from as many threads), so the
-ratios compare like with like on the same cores: p50 overhead (server - in-process, ms), p99/p50
-at the highest concurrency, and server throughput / in-process maximum throughput.
+back to back for ``--seconds`` s (after an untimed warm-up of up to 3 s); requests/s, p50, p99
+and errors are printed. The same searches run in-process first (``Index.search`` /
+``Index.ask`` from as many threads, thread settings as ``aspectrag serve`` applies them), so
+the ratios compare like with like on the same cores: p50 overhead (server - in-process, ms),
+p99/p50 at the highest concurrency, and server throughput / in-process maximum throughput.
 Then ``--ingest-docs`` further articles are uploaded (one multipart job of .txt files) and the
 search workloads are repeated while that ingest runs; afterwards the new articles must be
-searchable and ``PRAGMA integrity_check`` must say ok.
+searchable and ``PRAGMA integrity_check`` must say ok. The index is built once in ``--index``
+and copied to a temporary folder for each run, so the ingest never grows the cached one.
+
+The load generator shares the cores with the server, so it is kept lean (``http_load.py``: raw
+keep-alive HTTP/1.1, request bytes built once; ``--client httpx`` uses ``httpx.AsyncClient``
+instead, which costs about a millisecond of CPU per request). CPU time is reported per request
+for each side (``cpu ms``: the in-process search, the server process(es), the load generator),
+which a busy machine disturbs far less than wall-clock figures: ``server cpu - in-process cpu``
+is the server's own cost per request.
 
 Targets: p50 overhead <= 2 ms; at 32 clients p99 <= 5x p50 and throughput >= 0.8x in-process;
 searches during the ingest keep p99 within 2x of idle. Run it on a quiet machine:
@@ -26,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -34,10 +44,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from http_load import ProcCpu, post_bytes, process_cpu, run_clients  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "samples" / "wikipedia-aspects" / "corpus.jsonl"
@@ -76,11 +90,18 @@ def build_index(path: Path, docs: list[dict[str, str]]) -> None:
               f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
-def stats(lat: list[float], errors: int, seconds: float) -> dict[str, float]:
+def stats(lat: list[float], errors: int, seconds: float, **cpu: float | None) -> dict[str, Any]:
+    """Requests/s, p50/p99 in ms, errors; ``cpu``: CPU seconds used per side in the run
+    (None: unknown), reported as ms per answered request."""
     lat = sorted(lat)
     q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) >= 2 else lat * 99
-    return {"rps": len(lat) / seconds, "p50_ms": 1000 * q[49] if lat else float("nan"),
-            "p99_ms": 1000 * q[98] if lat else float("nan"), "errors": errors, "n": len(lat)}
+    out: dict[str, Any] = {"rps": len(lat) / seconds,
+                           "p50_ms": 1000 * q[49] if lat else float("nan"),
+                           "p99_ms": 1000 * q[98] if lat else float("nan"),
+                           "errors": errors, "n": len(lat)}
+    for side, sec in cpu.items():
+        out[f"{side}_cpu_ms"] = 1000 * sec / len(lat) if sec is not None and lat else None
+    return out
 
 
 def in_process(index: Path, questions: list[str], clients: int, seconds: float,
@@ -116,18 +137,41 @@ def in_process(index: Path, questions: list[str], clients: int, seconds: float,
                 lat.append(time.perf_counter() - t0)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), process_cpu()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return stats(lat, errors[0], time.monotonic() - t0)
+    return stats(lat, errors[0], time.monotonic() - t0, in_process=process_cpu() - c0)
 
 
-async def over_http(url: str, questions: list[str], clients: int, seconds: float,
-                    name: str) -> dict[str, float]:
+def over_http(url: str, questions: list[str], clients: int, seconds: float, name: str,
+              server_cpu: Callable[[], float | None], client: str = "lean") -> dict[str, Any]:
+    """``clients`` concurrent clients for ``seconds`` s against the server at ``url``; the
+    CPU both sides used (``server_cpu()``: the server's CPU seconds so far)."""
     path, body = WORKLOADS[name]
     key = "question" if path == "/v1/ask" else "query"
+    s0, c0, t0 = server_cpu(), process_cpu(), time.monotonic()
+    if client == "lean":
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        raws = [post_bytes(host, int(port), path, {key: q, **body}) for q in questions]
+
+        def record(why: str) -> None:
+            if len(ERRORS) < 5:
+                ERRORS.append(f"{name}, {clients} clients: {why}")
+
+        lat, errors = asyncio.run(run_clients(host, int(port), raws, clients, seconds, record))
+    else:
+        lat, errors = asyncio.run(_httpx_clients(url, path, key, body, questions, clients,
+                                                 seconds, name))
+    s1, c1, t1 = server_cpu(), process_cpu(), time.monotonic()
+    return stats(lat, errors, t1 - t0, client=c1 - c0,
+                 server=s1 - s0 if s0 is not None and s1 is not None else None)
+
+
+async def _httpx_clients(url: str, path: str, key: str, body: dict[str, Any],
+                         questions: list[str], clients: int, seconds: float,
+                         name: str) -> tuple[list[float], int]:
     lat: list[float] = []
     errors = 0
     end = time.monotonic() + seconds
@@ -153,9 +197,8 @@ async def over_http(url: str, questions: list[str], clients: int, seconds: float
                     if len(ERRORS) < 5:
                         ERRORS.append(f"{name}, {clients} clients: {why}")
 
-        t0 = time.monotonic()
         await asyncio.gather(*(client(i) for i in range(clients)))
-    return stats(lat, errors, time.monotonic() - t0)
+    return lat, errors
 
 
 def free_port() -> int:
@@ -188,9 +231,14 @@ def upload(url: str, docs: list[dict[str, str]]) -> str:
     return str(r.json()["job"])
 
 
-def row(name: str, clients: int, where: str, s: dict[str, float]) -> str:
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def row(name: str, clients: int, where: str, s: dict[str, Any]) -> str:
+    own = s.get("in_process_cpu_ms", s.get("server_cpu_ms"))
     return (f"| {name} | {clients} | {where} | {s['rps']:.1f} | {s['p50_ms']:.2f} | "
-            f"{s['p99_ms']:.2f} | {s['errors']} |")
+            f"{s['p99_ms']:.2f} | {s['errors']} | {_ms(own)} | {_ms(s.get('client_cpu_ms'))} |")
 
 
 def main() -> None:
@@ -202,6 +250,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--workers", type=int, default=1, help="server processes")
     ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    ap.add_argument("--client", choices=["lean", "httpx"], default="lean",
+                    help="load generator (see the module docstring)")
     ap.add_argument("--out", type=Path, help="also write the figures as JSON")
     args = ap.parse_args()
 
@@ -210,32 +260,53 @@ def main() -> None:
         raise SystemExit(f"--docs + --ingest-docs must be <= {len(arts)}")
     base, extra = arts[: args.docs], arts[args.docs: args.docs + args.ingest_docs]
     build_index(args.index, base)
+    work = Path(tempfile.mkdtemp(prefix="service-load-"))
+    index = work / "index"
+    shutil.copytree(args.index, index, ignore=shutil.ignore_patterns("service", "index.sqlite*"))
+    with sqlite3.connect(args.index / "index.sqlite") as src, \
+            sqlite3.connect(index / "index.sqlite") as dst:
+        src.backup(dst)  # a consistent copy whatever state the -wal/-shm files are in
+    try:
+        run(args, index, base, extra)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, index: Path, base: list[dict[str, str]],
+        extra: list[dict[str, str]]) -> None:
+    from aspectrag.config import setup_threads
+
+    setup_threads(None)  # what `aspectrag serve` does in its process
     questions = [f"What is {d['title']}?" for d in base]
-    results: dict[str, Any] = {"in_process": {}, "server": {}, "during_ingest": {}}
-    print("| workload | clients | where | req/s | p50 ms | p99 ms | errors |")
-    print("|---|---|---|---|---|---|---|")
+    results: dict[str, Any] = {"in_process": {}, "server": {}, "during_ingest": {},
+                               "client": args.client, "workers": args.workers}
+    print("| workload | clients | where | req/s | p50 ms | p99 ms | errors | cpu ms/req "
+          "(in-process or server) | load generator cpu ms/req |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in args.workloads:
         for c in args.clients:
-            in_process(args.index, questions, c, min(3.0, args.seconds), name)  # warm-up
-            s = in_process(args.index, questions, c, args.seconds, name)
+            in_process(index, questions, c, min(3.0, args.seconds), name)  # warm-up
+            s = in_process(index, questions, c, args.seconds, name)
             results["in_process"][f"{name}@{c}"] = s
             print(row(name, c, "in-process", s), flush=True)
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = start_server(args.index, port, args.workers)
+    proc = start_server(index, port, args.workers)
+    cpu = ProcCpu(proc.pid)
     try:
         for name in args.workloads:
             for c in args.clients:
-                asyncio.run(over_http(url, questions, c, min(3.0, args.seconds), name))  # warm-up
-                s = asyncio.run(over_http(url, questions, c, args.seconds, name))
+                over_http(url, questions, c, min(3.0, args.seconds), name, cpu,
+                          args.client)  # warm-up
+                s = over_http(url, questions, c, args.seconds, name, cpu, args.client)
                 results["server"][f"{name}@{c}"] = s
                 print(row(name, c, "server", s), flush=True)
         before = httpx.get(f"{url}/v1/stats").json()["documents"]
         job = upload(url, extra) if extra else None
         for name in [w for w in args.workloads if w.startswith("search")]:
             for c in args.clients:
-                s = asyncio.run(over_http(url, questions, c, args.seconds, name))
+                s = over_http(url, questions, c, args.seconds, name, cpu, args.client)
                 results["during_ingest"][f"{name}@{c}"] = s
                 running = httpx.get(f"{url}/v1/jobs/{job}").json()["status"] if job else "-"
                 print(row(name, c, f"server, ingest {running}", s), flush=True)
@@ -255,16 +326,17 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(30)
-    with sqlite3.connect(args.index / "index.sqlite") as conn:
+    with sqlite3.connect(index / "index.sqlite") as conn:
         results["integrity_check"] = conn.execute("PRAGMA integrity_check").fetchone()[0]
     print(f"PRAGMA integrity_check: {results['integrity_check']}")
 
     for e in ERRORS:
         print(f"failed request: {e}")
     results["first_errors"] = ERRORS
-    print("\n| workload | p50 overhead ms (1 client) | p99/p50 (max clients) | "
-          "throughput / in-process (max clients) | p99 during ingest / idle (max clients) |")
-    print("|---|---|---|---|---|")
+    print("\n| workload | p50 overhead ms (1 client) | server cpu overhead ms/req (1 client) | "
+          "p99/p50 (max clients) | throughput / in-process (max clients) | "
+          "p99 during ingest / idle (max clients) |")
+    print("|---|---|---|---|---|---|")
     top = max(args.clients)
     lo = min(args.clients)
     for name in args.workloads:
@@ -273,7 +345,10 @@ def main() -> None:
         inp_max = max(results["in_process"][f"{name}@{c}"]["rps"] for c in args.clients)
         ing = results["during_ingest"].get(f"{name}@{top}")
         ratio_ing = f"{ing['p99_ms'] / srvt['p99_ms']:.2f}" if ing else "-"
-        print(f"| {name} | {srv1['p50_ms'] - inp1['p50_ms']:+.2f} | "
+        own = srv1.get("server_cpu_ms")
+        inp_cpu = inp1.get("in_process_cpu_ms")
+        cpu_over = f"{own - inp_cpu:+.3f}" if own is not None and inp_cpu is not None else "-"
+        print(f"| {name} | {srv1['p50_ms'] - inp1['p50_ms']:+.2f} | {cpu_over} | "
               f"{srvt['p99_ms'] / srvt['p50_ms']:.2f} | {srvt['rps'] / inp_max:.2f} | {ratio_ing} |")
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))

@@ -55,6 +55,8 @@ Fields (``section.field``: environment variable, default):
     service.cors_origins: ASPECTRAG_SERVICE_CORS_ORIGINS, () (CORS off)
     service.upload_limit_mb: ASPECTRAG_SERVICE_UPLOAD_LIMIT_MB, 50 MB
     service.request_timeout_s: ASPECTRAG_SERVICE_REQUEST_TIMEOUT_S, 60 s
+    service.search_concurrency: ASPECTRAG_SERVICE_SEARCH_CONCURRENCY, 0 (= the cores of each
+        server process): searches run at once per process, the others queue
     crawl.user_agent: ASPECTRAG_CRAWL_USER_AGENT, ``aspectrag/0.1 (+https://github.com/aspectrag)``
     crawl.allow_hosts: ASPECTRAG_CRAWL_ALLOW_HOSTS, () (hosts/CIDRs exempt from the SSRF guard)
     url.timeout / max_bytes / max_redirects: ASPECTRAG_URL_TIMEOUT / _MAX_BYTES /
@@ -199,7 +201,9 @@ class LLMSettings:
 class ServiceSettings:
     """HTTP service: bind address, API keys (digests only), CORS origins (empty = CORS off),
     upload limit in MB (10**6 bytes), request time limit in seconds (a streamed answer too),
-    how long finished ingest jobs stay in the job table, in seconds (default 7 days)."""
+    how long finished ingest jobs stay in the job table, in seconds (default 7 days), searches
+    run at once per server process (0: its cores; more CPU-bound searches than cores only slow
+    each other down)."""
 
     host: str = _env("SERVICE_HOST", "127.0.0.1")
     port: int = _env("SERVICE_PORT", 8000)
@@ -208,6 +212,7 @@ class ServiceSettings:
     upload_limit_mb: int = _env("SERVICE_UPLOAD_LIMIT_MB", 50)
     request_timeout_s: float = _env("SERVICE_REQUEST_TIMEOUT_S", 60.0)
     job_retention_s: float = _env("SERVICE_JOB_RETENTION_S", 7 * 86400.0)
+    search_concurrency: int = _env("SERVICE_SEARCH_CONCURRENCY", 0)
 
     def key_scopes(self, secret: str) -> frozenset[str]:
         """Scopes of the bearer key ``secret`` (empty when it is not a configured key);

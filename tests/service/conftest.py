@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from aspectrag.index import Index  # noqa: E402
 from aspectrag.service import create_app  # noqa: E402
+from aspectrag.service.http import http_protocol  # noqa: E402
 from fakes import HashEmbedder  # noqa: E402
 
 DOCS = {
@@ -45,13 +46,15 @@ def free_port() -> int:
 
 
 class Served:
-    """A uvicorn server running ``app`` in a thread on 127.0.0.1 (``url``); ``stop()`` ends it."""
+    """A uvicorn server running ``app`` in a thread on 127.0.0.1 (``url``) with the HTTP protocol
+    ``aspectrag serve`` uses; ``stop()`` ends it."""
 
     def __init__(self, app, host: str = "127.0.0.1") -> None:  # type: ignore[no-untyped-def]
         self.port = free_port()
         self.url = f"http://{host}:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port,
-                                                    log_level="warning", lifespan="on"))
+                                                    log_level="warning", lifespan="on",
+                                                    http=http_protocol()))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         end = time.monotonic() + 20

@@ -105,10 +105,14 @@ def serve(
               "max_upload_bytes": int(max_upload_mb * 10**6),
               "request_timeout": request_timeout, "job_retention": svc.job_retention_s,
               "url_allow": tuple(allow_host or ()),
+              "search_concurrency": svc.search_concurrency or (
+                  max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0),
               "threads": max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None}
+    from aspectrag.service.http import http_protocol
+
     config = uvicorn.Config(functools.partial(build_app, params), factory=True, host=host,
                             port=port, workers=workers, log_level="warning",
-                            timeout_graceful_shutdown=10)
+                            timeout_graceful_shutdown=10, http=http_protocol())
     console.print(f"serving {index} on http://{host}:{port}/ (API docs: /docs"
                   + (f", {workers} workers" if workers > 1 else "") + ")", highlight=False)
     if workers == 1:

@@ -37,6 +37,7 @@ def create_app(
     allowed_llms: Sequence[str] = (),
     state_dir: str | Path | None = None,
     run_writer: bool = True,
+    search_concurrency: int = 0,
 ) -> FastAPI:
     """The FastAPI app serving ``index`` (an ``Index`` or its location).
 
@@ -53,6 +54,8 @@ def create_app(
         allowed_llms: extra ``llm`` specs requests may use (e.g. ``hf:/models/x``).
         state_dir: folder of the job table and uploads (default ``<index folder>/service``).
         run_writer: start the writer thread that runs ingest jobs.
+        search_concurrency: searches run at once, the others wait their turn (0: the
+            process's cores; see :class:`~aspectrag.service.engine.Engine`).
 
     Raises:
         aspectrag.errors.ConfigError: a malformed API key table.
@@ -63,9 +66,11 @@ def create_app(
         cors_origins=tuple(cors_origins), max_upload_bytes=max_upload_bytes,
         upload_types=tuple(s.lower() for s in upload_types), request_timeout=request_timeout,
         job_retention=job_retention, url_allow=tuple(url_allow), allowed_llms=tuple(allowed_llms),
-        state_dir=Path(state_dir) if state_dir is not None else None, run_writer=run_writer)
+        state_dir=Path(state_dir) if state_dir is not None else None, run_writer=run_writer,
+        search_concurrency=search_concurrency)
     sdir = config.state_dir or Path(idx.path) / "service"
-    engine = Engine(idx, allowed_llms=config.allowed_llms)
+    engine = Engine(idx, allowed_llms=config.allowed_llms, max_searches=search_concurrency,
+                    queue_timeout=config.request_timeout)
     state = ServiceState(config, engine, JobStore(sdir), sdir)
 
     @asynccontextmanager
@@ -80,6 +85,7 @@ def create_app(
         yield
         if state.runner is not None:
             state.runner.stop()
+        state.pool.stop()
 
     app = FastAPI(title="aspectrag", version=API_VERSION,
                   summary="Retrieval-augmented generation for questions with many aspects.",

@@ -4,11 +4,15 @@ library's calls move (e.g. to ``Index.search_result``).
 
 All functions are synchronous and thread-safe for concurrent readers: retrievers are cached per
 configuration and every search returns its own diagnostics (``SearchResult``), so requests
-share nothing per call.
+share nothing per call. At most ``max_searches`` searches run at once (the others wait their
+turn): searches are CPU-bound, and more threads than cores searching together only slow each
+other down (GIL hand-offs around every SQLite / numpy call: measured in
+``benchmarks/service_load.py``, bm25 in-process 1311 searches/s from 1 thread, 454 from 32).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -46,6 +50,18 @@ class SearchSpec:
         return opts
 
 
+class SearchQueueTimeout(TimeoutError):
+    """A search waited longer than ``Engine.queue_timeout`` seconds for its turn."""
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 class Engine:
     """Retrieval, answers and ingest over one ``Index`` for the HTTP service.
 
@@ -53,11 +69,20 @@ class Engine:
         index: the index served.
         allowed_llms: ``llm`` specs a request may name besides ``None`` (the server default),
             ``"extractive"`` and ``"openai:*"``; e.g. ``{"hf:/models/qwen"}``.
+        max_searches: searches run at once (others wait); 0: the process's cores
+            (:func:`available_cores`). Raise it when searches mostly wait on a remote LLM
+            (multi-query with ``openai:`` query generation).
+        queue_timeout: seconds a search may wait for its turn before ``SearchQueueTimeout``
+            (the HTTP layer has answered 503 by then; the wait ends so no stale work runs).
     """
 
-    def __init__(self, index: Index, *, allowed_llms: Sequence[str] = ()) -> None:
+    def __init__(self, index: Index, *, allowed_llms: Sequence[str] = (), max_searches: int = 0,
+                 queue_timeout: float = 60.0) -> None:
         self.index = index
         self.allowed_llms = set(allowed_llms)
+        self.max_searches = max_searches if max_searches > 0 else available_cores()
+        self.queue_timeout = queue_timeout
+        self._turns = threading.BoundedSemaphore(self.max_searches)
         self._retrievers: dict[SearchSpec, Retriever] = {}
         self._generators: dict[tuple[str | None, str], Generator] = {}
         self._lock = threading.Lock()
@@ -103,12 +128,20 @@ class Engine:
 
         Raises:
             ValueError / AspectragError: bad retriever, option or query.
+            SearchQueueTimeout: no turn within ``queue_timeout`` seconds.
         """
         r = self.retriever(spec)
         t0 = time.perf_counter()
-        res = self.index.search_result(query, k, retriever=r,
-                                       sources=list(sources) if sources else None)
-        res.timings["search"] = time.perf_counter() - t0
+        if not self._turns.acquire(timeout=self.queue_timeout):
+            raise SearchQueueTimeout(f"no search turn within {self.queue_timeout:g} s")
+        try:
+            t1 = time.perf_counter()
+            res = self.index.search_result(query, k, retriever=r,
+                                           sources=list(sources) if sources else None)
+        finally:
+            self._turns.release()
+        res.timings["search"] = time.perf_counter() - t1
+        res.timings["queued"] = t1 - t0
         return res
 
     def generator(self, llm: str | None, decoding: str = "concat") -> Generator:
@@ -273,8 +306,17 @@ def chunk_json(c: Chunk) -> dict[str, Any]:
 
 def hit_json(h: Hit) -> dict[str, Any]:
     """``{"rank", "score", chunk fields..., "provenance"}``."""
+    d = hit_fields(h)
+    d["provenance"] = jsonable(h.provenance)
+    return d
+
+
+def hit_fields(h: Hit) -> dict[str, Any]:
+    """:func:`hit_json` with ``provenance`` as the retriever left it (numpy scalars, tuples,
+    non-string keys): for an encoder that takes those, as ``orjson`` with
+    ``OPT_SERIALIZE_NUMPY | OPT_NON_STR_KEYS`` does (same JSON, no walk over every value)."""
     return {"rank": h.rank, "score": float(h.score), **chunk_json(h.chunk),
-            "provenance": jsonable(h.provenance)}
+            "provenance": h.provenance}
 
 
 def citation_json(c: Citation) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from aspectrag.errors import AspectragError
-from aspectrag.service.engine import hit_json
+from aspectrag.service.engine import hit_fields
 from aspectrag.service.problems import Problem, from_library_error
 from aspectrag.service.schemas import (
     AskRequest,
@@ -67,7 +67,7 @@ async def search(body: SearchRequest, request: Request) -> FastJSONResponse:
     st.authorize(request, "read")
     out = await st.run(st.engine.search, body.query, body.k, body.spec(), body.sources)
     return FastJSONResponse({"query": body.query, "retriever": body.retriever,
-                             "queries": out.queries, "hits": [hit_json(h) for h in out.hits],
+                             "queries": out.queries, "hits": [hit_fields(h) for h in out.hits],
                              "timings": out.timings, "info": out.info})
 
 

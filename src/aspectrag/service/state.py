@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import anyio.to_thread
 from fastapi import Request
 
 from aspectrag.service.auth import scopes_of
 from aspectrag.service.engine import Engine
 from aspectrag.service.jobs import JobRunner, JobStore
+from aspectrag.service.pool import WorkerPool
 from aspectrag.service.problems import Problem
 
 T = TypeVar("T")
@@ -43,6 +43,7 @@ class ServiceConfig:
         allowed_llms: ``llm`` specs a request may name besides extractive/openai:*.
         state_dir: job table and uploaded files (default ``<index>/service``).
         run_writer: run the writer thread in this process (off only in tests).
+        search_concurrency: searches run at once (0: the process's cores); see ``Engine``.
     """
 
     api_keys: Mapping[str, frozenset[str]] | None = None
@@ -56,11 +57,13 @@ class ServiceConfig:
     allowed_llms: tuple[str, ...] = ()
     state_dir: Path | None = None
     run_writer: bool = True
+    search_concurrency: int = 0
 
 
 @dataclass
 class ServiceState:
-    """What the routes share: the engine, the job table, the writer thread, readiness."""
+    """What the routes share: the engine, the job table, the writer thread, the worker
+    threads of blocking calls, readiness."""
 
     config: ServiceConfig
     engine: Engine
@@ -69,15 +72,17 @@ class ServiceState:
     runner: JobRunner | None = None
     ready: threading.Event = field(default_factory=threading.Event)
     warm_error: str | None = None
+    pool: WorkerPool = field(default_factory=WorkerPool)
 
     async def run(self, fn: Callable[..., T], *args: Any, limit_s: float | None = None,
                   **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)`` in a worker thread, answered with 503 after the request time limit
-        (the thread finishes in the background)."""
+        """``fn(*args, **kwargs)`` in a worker thread (``pool``), answered with 503 after the
+        request time limit (a call not started by then never runs; a running one finishes in
+        the background)."""
         limit = self.config.request_timeout if limit_s is None else limit_s
         try:
-            return await asyncio.wait_for(
-                anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), abandon_on_cancel=True), limit)
+            async with asyncio.timeout(limit):  # in this task (wait_for would start another)
+                return await self.pool.run(lambda: fn(*args, **kwargs))
         except TimeoutError:
             raise Problem(503, "Request timed out",
                           f"the request took longer than {limit:g} s; ask for fewer hits (k) or a "
