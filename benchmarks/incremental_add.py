@@ -105,13 +105,11 @@ def run(n_chunks: int, work: Path) -> dict[str, Any]:
     base = work / f"base-{n_chunks}"
     base.mkdir()
     t_build = time.perf_counter()
-    per_copy = None
     copies = 0
     while idx.store.stats()["chunks"] < n_chunks:
         copies += 1
         f = write_corpus(base, docs, 1, f"c{copies}-")[0]
         idx.ingest([f])
-        per_copy = per_copy or idx.store.stats()["chunks"]
         print(f"  built {idx.store.stats()['chunks']} chunks", file=sys.stderr, flush=True)
     first_searches(idx, "cancer cell growth")  # derived indexes built and saved
     warm = {k: v for k, v in first_searches(idx, "cancer cell growth").items() if "warm" in k}
