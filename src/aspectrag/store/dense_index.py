@@ -1,4 +1,10 @@
-"""Inner-product search over one vector space: exact (numpy) or HNSW (FAISS) once large."""
+"""Inner-product search over one vector space: exact (numpy) or HNSW (FAISS) once large.
+
+Two segments (see :mod:`aspectrag.store.segments`): a base built from every vector at some
+generation (with its HNSW graph when large) and a delta of the vectors added since plus
+tombstones for base rows removed since. Exact search covers both; HNSW answers from the base
+(over-fetching by the number of tombstones) and the delta is searched exactly and merged.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from aspectrag.store.base import DERIVED_IO_LOCK
+from aspectrag.store.segments import alive_after, new_base_id
 
 log = logging.getLogger("aspectrag.store")
 _NO_FAISS_NOTED = False
@@ -32,95 +39,225 @@ def _faiss():  # type: ignore[no-untyped-def]
     return faiss
 
 
-class DenseIndex:
-    """Vectors ``(n, d) float32`` with store row ids ``(n,) int64``.
+def _empty(n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in range(n)]
 
-    Exact search is one matrix-vector product plus ``argpartition``; above ``ann_threshold``
-    rows an HNSW graph (Malkov & Yashunin 2018, FAISS ``IndexHNSWFlat``, inner product,
-    M=32, efSearch=128) answers unfiltered queries; filtered queries stay exact on the subset.
+
+class DenseIndex:
+    """Base vectors ``(n, d) float32`` with store row ids ``(n,) int64``, plus a delta.
+
+    Position ``i`` of :attr:`rowids` (base rows, then delta rows) is the chunk with that row id.
+    Exact search is one matrix-vector product per segment plus ``argpartition``; above
+    ``ann_threshold`` base rows an HNSW graph (Malkov & Yashunin 2018, FAISS ``IndexHNSWFlat``,
+    inner product, M=32, efSearch=128) answers unfiltered queries; filtered queries stay exact
+    on the subset.
     """
 
-    def __init__(self, vectors: np.ndarray, rowids: np.ndarray, ann_threshold: int = 50_000) -> None:
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self.rowids = np.asarray(rowids, dtype=np.int64)
+    def __init__(self, vectors: np.ndarray, rowids: np.ndarray, ann_threshold: int = 50_000,
+                 generation: int = -1) -> None:
+        self.base_vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.base_rowids = np.asarray(rowids, dtype=np.int64)
         self.ann_threshold = ann_threshold
+        self.base_id, self.base_generation, self.generation = new_base_id(), generation, generation
+        self.alive: np.ndarray | None = None
+        self.delta_vectors = np.zeros((0, self.dim), np.float32)
+        self.delta_rowids = np.zeros(0, np.int64)
         self._hnsw = None
+        self._derive()
+
+    def _derive(self) -> None:
+        self.rowids = np.concatenate([self.base_rowids, self.delta_rowids])
+        self._vectors: np.ndarray | None = None
 
     @property
     def dim(self) -> int:
-        return int(self.vectors.shape[1]) if self.vectors.ndim == 2 else 0
+        v = self.base_vectors
+        return int(v.shape[1]) if v.ndim == 2 else 0
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """All rows ``(len(rowids), d)`` float32 (base then delta; a copy when there is a
+        delta, made once)."""
+        if not len(self.delta_rowids):
+            return self.base_vectors
+        if self._vectors is None:
+            self._vectors = np.concatenate([self.base_vectors, self.delta_vectors])
+        return self._vectors
+
+    @property
+    def live(self) -> np.ndarray:
+        """Bool ``(len(rowids),)``: False at tombstoned base rows."""
+        base = np.ones(len(self.base_rowids), bool) if self.alive is None else self.alive
+        return np.concatenate([base, np.ones(len(self.delta_rowids), bool)])
+
+    @property
+    def live_rowids(self) -> np.ndarray:
+        """Row ids (int64, ascending) of the vectors the index answers for."""
+        return self.rowids if self.alive is None else self.rowids[self.live]
+
+    @property
+    def delta_size(self) -> int:
+        """Rows held in the delta: added vectors plus tombstones."""
+        dead = 0 if self.alive is None else int((~self.alive).sum())
+        return len(self.delta_rowids) + dead
+
+    def with_changes(self, added: np.ndarray, added_rowids: np.ndarray,
+                     removed_rowids: np.ndarray, generation: int) -> DenseIndex:
+        """A new index at ``generation`` sharing this base (and its HNSW graph): ``added``
+        float32 ``(m, d)`` vectors of row ids ``added_rowids`` (ascending, greater than the rows
+        held) join the delta; rows in ``removed_rowids`` leave. ``self`` is unchanged."""
+        out = DenseIndex.__new__(DenseIndex)
+        out.__dict__.update(self.__dict__)
+        out.generation = generation
+        out.alive = alive_after(self.base_rowids, self.alive, removed_rowids)
+        keep = ~np.isin(self.delta_rowids, removed_rowids)
+        vecs = np.asarray(added, dtype=np.float32).reshape(-1, self.dim)
+        out.delta_vectors = np.concatenate([self.delta_vectors[keep], vecs])
+        out.delta_rowids = np.concatenate([self.delta_rowids[keep],
+                                           np.asarray(added_rowids, dtype=np.int64)])
+        out._derive()
+        return out
 
     def _ensure_hnsw(self):  # type: ignore[no-untyped-def]
-        if self._hnsw is None and len(self.rowids) >= self.ann_threshold:
+        if self._hnsw is None and len(self.base_rowids) >= self.ann_threshold:
             faiss = _faiss()
             if faiss is None:
                 return None
             index = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = 80
-            index.add(self.vectors)
+            index.add(self.base_vectors)
             index.hnsw.efSearch = 128
             self._hnsw = index
         return self._hnsw
+
+    def _exact(self, q: np.ndarray, positions: np.ndarray | None) -> np.ndarray:
+        """Scores ``(len(q), m)`` float32 against the rows at ``positions`` (all when None)."""
+        nb = len(self.base_rowids)
+        if positions is None:
+            parts = [q @ self.base_vectors.T]
+            if len(self.delta_rowids):
+                parts.append(q @ self.delta_vectors.T)
+        else:
+            pb, pd = positions[positions < nb], positions[positions >= nb] - nb
+            parts = [q @ self.base_vectors[pb].T, q @ self.delta_vectors[pd].T]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
     def search(
         self, queries: np.ndarray, k: int, mask: np.ndarray | None = None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Top-``k`` rows per query: ``(rowids int64 (m,), scores float32 (m,))``, best first.
 
-        ``queries``: float32 ``(q, d)``; ``mask``: bool ``(n,)`` of allowed rows or None.
+        ``queries``: float32 ``(q, d)``; ``mask``: bool ``(len(rowids),)`` of allowed rows or
+        None.
         """
         q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         n = len(self.rowids)
         if n == 0 or k <= 0:
-            return [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in q]
+            return _empty(len(q))
         if mask is None:
             hnsw = self._ensure_hnsw()
             if hnsw is not None:
-                scores, idx = hnsw.search(q, min(k, n))
-                return [(self.rowids[i[i >= 0]], s[i >= 0]) for s, i in zip(scores, idx, strict=True)]
-            sub, base = self.vectors, None
+                return self._search_hnsw(hnsw, q, k)
+        if mask is None and self.alive is None:
+            positions = None
         else:
-            base = np.flatnonzero(mask)
-            sub = self.vectors[base]
-        scores = q @ sub.T  # (q, m)
+            allowed = self.live if mask is None else self.live & mask
+            positions = np.flatnonzero(allowed)
+        scores = self._exact(q, positions)  # (q, m)
         m = scores.shape[1]
         kk = min(k, m)
+        if kk == 0:
+            return _empty(len(q))
         out = []
         for row in scores:
-            if kk == 0:
-                out.append((np.zeros(0, np.int64), np.zeros(0, np.float32)))
-                continue
             top = np.argpartition(-row, kk - 1)[:kk] if kk < m else np.arange(m)
             top = top[np.argsort(-row[top], kind="stable")]
-            pos = top if base is None else base[top]
+            pos = top if positions is None else positions[top]
             out.append((self.rowids[pos], row[top].astype(np.float32)))
         return out
 
+    def _search_hnsw(self, hnsw, q: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:  # type: ignore[no-untyped-def]
+        nb = len(self.base_rowids)
+        dead = 0 if self.alive is None else int((~self.alive).sum())
+        scores, idx = hnsw.search(q, min(k + dead, nb))
+        delta = q @ self.delta_vectors.T if len(self.delta_rowids) else None
+        out = []
+        for i, (s, ix) in enumerate(zip(scores, idx, strict=True)):
+            ok = ix >= 0
+            if self.alive is not None:
+                ok &= self.alive[np.where(ok, ix, 0)]
+            rows, vals = self.base_rowids[ix[ok]], s[ok]
+            if delta is not None:
+                rows = np.concatenate([rows, self.delta_rowids])
+                vals = np.concatenate([vals, delta[i]])
+            top = np.argsort(-vals, kind="stable")[:k]
+            out.append((rows[top], vals[top].astype(np.float32)))
+        return out
+
+    # -- files -------------------------------------------------------------------------------
     def save(self, path: Path, generation: int) -> None:
-        """Write ``<path>.npz`` atomically, tagged with ``generation``."""
+        """Write ``<path>.npz`` (the base, unless already there) and ``<path>-delta.npz``
+        atomically, tagged with the base id and ``generation``."""
         with DERIVED_IO_LOCK:
-            self._save(path, generation)
+            base = path.with_suffix(".npz")
+            if _meta(base).get("base_id") != self.base_id:
+                _savez(base, vectors=self.base_vectors, rowids=self.base_rowids,
+                       meta={"generation": self.base_generation, "base_id": self.base_id})
+            delta = _delta_path(path)
+            if generation == self.base_generation and not self.delta_size:
+                delta.unlink(missing_ok=True)
+                return
+            dead = (np.zeros(0, np.int64) if self.alive is None
+                    else self.base_rowids[~self.alive])
+            _savez(delta, vectors=self.delta_vectors, rowids=self.delta_rowids, dead=dead,
+                   meta={"generation": generation, "base_id": self.base_id})
 
     @classmethod
-    def load(cls, path: Path, generation: int, ann_threshold: int = 50_000) -> DenseIndex | None:
-        """The saved index at ``<path>.npz`` if built at ``generation``, else None."""
+    def load(cls, path: Path, generation: int | None,
+             ann_threshold: int = 50_000) -> DenseIndex | None:
+        """The saved index if it reflects ``generation`` (any generation when None: the
+        starting point for applying a change), else None."""
         with DERIVED_IO_LOCK:
-            return cls._load(path, generation, ann_threshold)
+            try:
+                with np.load(path.with_suffix(".npz")) as z:
+                    meta = json.loads(str(z["meta"]))
+                    if "base_id" not in meta:
+                        return None  # an older layout: rebuilt once
+                    idx = cls(z["vectors"], z["rowids"], ann_threshold, int(meta["generation"]))
+                    idx.base_id = meta["base_id"]
+                if generation is not None and idx.base_generation == generation:
+                    return idx
+                delta = _delta_path(path)
+                if not delta.exists():
+                    return idx if generation is None else None
+                with np.load(delta) as z:
+                    meta = json.loads(str(z["meta"]))
+                    if meta["base_id"] != idx.base_id or (
+                            generation is not None and meta["generation"] != generation):
+                        return idx if generation is None else None
+                    idx.delta_vectors = z["vectors"].reshape(-1, idx.dim)
+                    idx.delta_rowids = z["rowids"]
+                    idx.alive = alive_after(idx.base_rowids, None, z["dead"])
+                    idx.generation = int(meta["generation"])
+                idx._derive()
+                return idx
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                return None
 
-    def _save(self, path: Path, generation: int) -> None:
-        """Write ``<path>.npz`` atomically, tagged with ``generation``."""
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}-{uuid.uuid4().hex[:8]}.npz")
-        np.savez(tmp, vectors=self.vectors, rowids=self.rowids,
-                 meta=np.array(json.dumps({"generation": generation})))
-        os.replace(tmp, path.with_suffix(".npz"))
 
-    @classmethod
-    def _load(cls, path: Path, generation: int, ann_threshold: int = 50_000) -> DenseIndex | None:
-        """The saved index at ``<path>.npz`` if built at ``generation``, else None."""
-        try:
-            with np.load(path.with_suffix(".npz")) as z:
-                if json.loads(str(z["meta"])).get("generation") != generation:
-                    return None
-                return cls(z["vectors"], z["rowids"], ann_threshold)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            return None
+def _delta_path(path: Path) -> Path:
+    return path.with_name(path.name + "-delta.npz")
+
+
+def _savez(path: Path, meta: dict, **arrays: np.ndarray) -> None:  # type: ignore[type-arg]
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}-{uuid.uuid4().hex[:8]}.npz")
+    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    os.replace(tmp, path)
+
+
+def _meta(npz: Path) -> dict:  # type: ignore[type-arg]
+    try:
+        with np.load(npz) as z:
+            return json.loads(str(z["meta"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return {}

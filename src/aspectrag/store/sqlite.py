@@ -55,6 +55,7 @@ from aspectrag.store.base import (
 from aspectrag.store.bm25_index import BM25Index
 from aspectrag.store.dense_index import DenseIndex
 from aspectrag.store.lock import WriterLock
+from aspectrag.store.segments import RowDelta
 from aspectrag.store.sqlite_write import (
     SCHEMA,
     SQLiteWriter,
@@ -73,7 +74,7 @@ _CHUNK_COLS = (
 )
 
 
-_OWN_META = ("generation", "schema_version", "spaces")
+_OWN_META = ("generation", "schema_version", "spaces", "next_chunk_row")
 """The meta rows the store keeps for itself (not index metadata: ``meta_keys`` leaves them out)."""
 
 
@@ -132,7 +133,9 @@ class SQLiteStore:
         self._dense: dict[str, tuple[int, DenseIndex]] = {}
         self._source_rows: tuple[int, dict[str, np.ndarray]] = (-1, {})
         self._ids: tuple[int, dict[int, str]] = (-1, {})
-        self._stacks: dict[tuple[str, ...], tuple[int, np.ndarray, np.ndarray]] = {}
+        self._rowids: tuple[int, np.ndarray] = (-1, np.zeros(0, np.int64))
+        self._stacks: dict[tuple[str, ...],
+                           tuple[int, np.ndarray, np.ndarray, np.ndarray | None]] = {}
 
     # -- connections -------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -300,7 +303,8 @@ class SQLiteStore:
     def meta_keys(self) -> list[str]:
         """Keys written with ``set_meta`` (not ``generation``, ``schema_version``, ``spaces``)."""
         return [r[0] for r in self._conn().execute(
-            "SELECT key FROM meta WHERE key NOT IN (?, ?, ?) ORDER BY key", _OWN_META)]
+            f"SELECT key FROM meta WHERE key NOT IN ({','.join('?' * len(_OWN_META))}) ORDER BY key",
+            _OWN_META)]
 
     # -- reading -----------------------------------------------------------------------------
     def fingerprint(self, source: str) -> str | None:
@@ -390,48 +394,98 @@ class SQLiteStore:
 
     # -- derived indexes ---------------------------------------------------------------------
     def bm25_index(self, generation: int | None = None) -> BM25Index:
-        """The BM25 index at the current generation (loaded or rebuilt and saved);
-        ``generation`` saves reading it again when the caller just did."""
-        gen = self.generation if generation is None else generation
-        with self._lock:
+        """The BM25 index at the current generation: cached, loaded, brought up to date from
+        the last one by a delta (``store/segments.py``), or rebuilt; saved. ``generation``
+        saves reading it again when the caller just did."""
+        with self._lock, self.reading():
+            gen = self.generation if generation is None else generation
             if self._bm25 is not None and self._bm25[0] == gen:
                 return self._bm25[1]
             folder = self.derived / "bm25"
             idx = BM25Index.load(folder, gen)
             if idx is None:
-                rows = self._conn().execute(
-                    "SELECT c.id, d.title, c.heading, c.text FROM chunks c "
-                    "JOIN documents d ON c.doc = d.id ORDER BY c.id").fetchall()
-                texts = [_index_text(t, h, x) for _, t, h, x in rows]
-                idx = BM25Index().build(texts, np.array([r[0] for r in rows], dtype=np.int64))
+                prev = self._bm25[1] if self._bm25 is not None else BM25Index.load_any(folder)
+                idx = self._updated_bm25(prev, gen)
                 self._try_save(lambda: idx.save(folder, gen))
             self._bm25 = (gen, idx)
             return idx
 
+    def _updated_bm25(self, prev: BM25Index | None, gen: int) -> BM25Index:
+        change = self._change_since(prev, gen)
+        if prev is not None and change is not None:
+            texts = [_index_text(t, h, x) for _, t, h, x in self._chunk_texts(change.added)]
+            return prev.with_changes(texts, change.added, change.removed, gen)
+        rows = self._conn().execute(
+            "SELECT c.id, d.title, c.heading, c.text FROM chunks c "
+            "JOIN documents d ON c.doc = d.id ORDER BY c.id").fetchall()
+        texts = [_index_text(t, h, x) for _, t, h, x in rows]
+        return BM25Index().build(texts, np.array([r[0] for r in rows], dtype=np.int64), gen)
+
+    def _change_since(self, prev: BM25Index | DenseIndex | None, gen: int) -> RowDelta | None:
+        """The rows added and removed since ``prev`` was built when a delta can carry them;
+        None when the index must be rebuilt (no base, too large a change, or rows that are
+        not newer than the index's: an index written before row ids only grew)."""
+        if prev is None or not len(prev.base_rowids):
+            return None
+        change = RowDelta.between(prev.live_rowids, self._chunk_rowids(gen))
+        if change.needs_merge(len(prev.base_rowids), prev.delta_size):
+            return None
+        if len(change.added) and len(prev.rowids) and change.added[0] <= prev.rowids.max():
+            return None
+        return change
+
+    def _chunk_rowids(self, gen: int) -> np.ndarray:
+        """Row ids of all chunks (int64, ascending), cached per generation."""
+        if self._rowids[0] != gen:
+            rows = self._conn().execute("SELECT id FROM chunks ORDER BY id").fetchall()
+            self._rowids = (gen, np.array([r[0] for r in rows], dtype=np.int64))
+        return self._rowids[1]
+
+    def _chunk_texts(self, rowids: np.ndarray) -> list[tuple[int, str, str | None, str]]:
+        """``(row id, title, heading, text)`` of the chunks ``rowids`` (ascending)."""
+        if not len(rowids):
+            return []
+        wanted = set(rowids.tolist())
+        rows = self._conn().execute(
+            "SELECT c.id, d.title, c.heading, c.text FROM chunks c JOIN documents d "
+            "ON c.doc = d.id WHERE c.id >= ? ORDER BY c.id", (int(rowids[0]),)).fetchall()
+        return [r for r in rows if r[0] in wanted]
+
     def dense_index(self, space: str, generation: int | None = None) -> DenseIndex:
-        """The dense index of ``space`` at the current generation (loaded or rebuilt);
-        ``generation`` saves reading it again when the caller just did."""
-        gen = self.generation if generation is None else generation
-        with self._lock:
+        """The dense index of ``space`` at the current generation: cached, loaded, brought up
+        to date by a delta, or rebuilt; saved. ``generation`` saves reading it again when the
+        caller just did."""
+        with self._lock, self.reading():
+            gen = self.generation if generation is None else generation
             cached = self._dense.get(space)
             if cached is not None and cached[0] == gen:
                 return cached[1]
             path = self.derived / f"vec-{space}"
             idx = DenseIndex.load(path, gen, self.ann_threshold)
             if idx is None:
-                rows = self._conn().execute(
-                    "SELECT chunk, vec FROM vectors WHERE space=? ORDER BY chunk", (space,)
-                ).fetchall()
-                if rows:
-                    mat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-                    mat = mat.reshape(len(rows), -1)
-                else:
-                    mat = np.zeros((0, 0), np.float32)
-                idx = DenseIndex(mat, np.array([r[0] for r in rows], dtype=np.int64),
-                                 self.ann_threshold)
+                prev = (cached[1] if cached is not None
+                        else DenseIndex.load(path, None, self.ann_threshold))
+                idx = self._updated_dense(space, prev, gen)
                 self._try_save(lambda: idx.save(path, gen))
             self._dense[space] = (gen, idx)
             return idx
+
+    def _updated_dense(self, space: str, prev: DenseIndex | None, gen: int) -> DenseIndex:
+        change = self._change_since(prev, gen)
+        if prev is not None and change is not None:
+            rows: list[tuple[int, bytes]] = []
+            if len(change.added):
+                wanted = set(change.added.tolist())
+                rows = [r for r in self._conn().execute(
+                    "SELECT chunk, vec FROM vectors WHERE chunk >= ? AND space = ? ORDER BY chunk",
+                    (int(change.added[0]), space)) if r[0] in wanted]
+            return prev.with_changes(_matrix(rows, prev.dim),
+                                     np.array([r[0] for r in rows], dtype=np.int64),
+                                     change.removed, gen)
+        rows = self._conn().execute(
+            "SELECT chunk, vec FROM vectors WHERE space=? ORDER BY chunk", (space,)).fetchall()
+        return DenseIndex(_matrix(rows), np.array([r[0] for r in rows], dtype=np.int64),
+                          self.ann_threshold, gen)
 
     def refresh(self) -> None:
         """Bring every derived index up to the current generation (called after ingest)."""
@@ -566,12 +620,15 @@ class SQLiteStore:
                 flat[i] = self.dense_index(searches[i][0], gen).search(searches[i][1], k)
                 continue
             spaces = tuple(searches[i][0] for i in members)
-            stacked, rowids = self._stacked(spaces, gen)
+            stacked, rowids, live = self._stacked(spaces, gen)
             q = np.stack([np.asarray(searches[i][1], dtype=np.float32).reshape(-1)
                           for i in members])
             scores = np.matmul(stacked, q[:, :, None])[:, :, 0]  # (spaces, n)
+            if live is not None:
+                scores[:, ~live] = -np.inf  # tombstoned rows of the base segment
             for i, (pos, vals) in zip(members, top_k_rows(scores, k), strict=True):
-                flat[i] = [(rowids[pos], vals)]
+                ok = vals > -np.inf
+                flat[i] = [(rowids[pos[ok]], vals[ok])]
         results = [r for res in flat for r in res]  # type: ignore[union-attr]
         scored = self._to_scored(results, gen)
         out, j = [], 0
@@ -580,19 +637,30 @@ class SQLiteStore:
             j += len(res)  # type: ignore[arg-type]
         return out
 
-    def _stacked(self, spaces: tuple[str, ...], gen: int) -> tuple[np.ndarray, np.ndarray]:
+    def _stacked(self, spaces: tuple[str, ...],
+                 gen: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Vectors of ``spaces`` stacked ``(len(spaces), n, d)`` (same chunks in each), cached
-        per generation, and their row ids."""
+        per generation, their row ids ``(n,)`` and live-row mask (bool ``(n,)``, None when no
+        row is tombstoned)."""
         with self._lock:
             cached = self._stacks.get(spaces)
         if cached is None or cached[0] != gen:
             idxs = [self.dense_index(s, gen) for s in spaces]
             if any(not np.array_equal(ix.rowids, idxs[0].rowids) for ix in idxs[1:]):
                 raise AspectragError(f"spaces {spaces} do not cover the same chunks")
-            cached = (gen, np.stack([ix.vectors for ix in idxs]), idxs[0].rowids)
+            live = None if idxs[0].alive is None else idxs[0].live
+            cached = (gen, np.stack([ix.vectors for ix in idxs]), idxs[0].rowids, live)
             with self._lock:
                 self._stacks[spaces] = cached
-        return cached[1], cached[2]
+        return cached[1], cached[2], cached[3]
+
+
+def _matrix(rows: Sequence[tuple[int, bytes]], dim: int = 0) -> np.ndarray:
+    """Float32 ``(len(rows), d)`` from ``(row id, blob)`` rows (``(0, dim)`` when empty)."""
+    if not rows:
+        return np.zeros((0, dim), np.float32)
+    mat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+    return mat.reshape(len(rows), -1)
 
 
 def top_k_rows(scores: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -117,51 +117,58 @@ def _check_derived(store: SQLiteStore, conn: sqlite3.Connection, rep: CheckRepor
                           dtype=np.int64)
     folder = store.derived / "bm25"
     if folder.exists():
-        tag = _tag(lambda: json.loads((folder / "meta.json").read_text()))
-        bm = BM25Index.load(folder, gen) if tag == gen else None
-        if tag != gen and isinstance(tag, int):
-            rep.notes.append("derived BM25 index is stale: rebuilt on the next search")
+        bm = BM25Index.load(folder, gen)
+        if bm is None and BM25Index.load_any(folder) is not None:
+            rep.notes.append("derived BM25 index is stale: brought up to date on the next search")
+        elif bm is None and _old_layout(lambda: json.loads((folder / "meta.json").read_text())):
+            rep.notes.append("derived BM25 index has an older layout: rebuilt on the next search")
         elif bm is None:
             rep.problems.append("derived BM25 index is unreadable; `aspectrag repair` rebuilds it")
-        elif not np.array_equal(bm.rowids, chunk_rows):
+        elif not np.array_equal(bm.live_rowids, chunk_rows):
             rep.problems.append("derived BM25 index does not cover the stored chunks; "
                                 "`aspectrag repair` rebuilds it")
     for space in spaces:
         path = store.derived / f"vec-{space}"
-        npz = path.with_suffix(".npz")
-        if not npz.exists():
+        if not path.with_suffix(".npz").exists():
             continue
-        tag = _tag(lambda npz=npz: _npz_meta(npz))
-        dn = DenseIndex.load(path, gen, store.ann_threshold) if tag == gen else None
-        if tag != gen and isinstance(tag, int):
-            rep.notes.append(f"derived index of space {space!r} is stale: rebuilt on next use")
-            continue
+        dn = DenseIndex.load(path, gen, store.ann_threshold)
         if dn is None:
-            rep.problems.append(f"derived index of space {space!r} is unreadable; "
-                                "`aspectrag repair` rebuilds it")
+            if DenseIndex.load(path, None, store.ann_threshold) is not None:
+                rep.notes.append(f"derived index of space {space!r} is stale: brought up to "
+                                 "date on next use")
+            elif _old_layout(lambda path=path: _npz_meta(path.with_suffix(".npz"))):
+                rep.notes.append(f"derived index of space {space!r} has an older layout: "
+                                 "rebuilt on next use")
+            else:
+                rep.problems.append(f"derived index of space {space!r} is unreadable; "
+                                    "`aspectrag repair` rebuilds it")
             continue
         rows = [r[0] for r in conn.execute(
             "SELECT chunk FROM vectors WHERE space=? ORDER BY chunk", (space,))]
-        if not np.array_equal(dn.rowids, np.array(rows, dtype=np.int64)):
+        if not np.array_equal(dn.live_rowids, np.array(rows, dtype=np.int64)):
             rep.problems.append(f"derived index of space {space!r} does not cover the stored "
                                 "vectors; `aspectrag repair` rebuilds it")
             continue
+        live = np.flatnonzero(dn.live)
         sample = np.unique(np.linspace(0, len(rows) - 1, min(len(rows), 64)).astype(int))
         for pos in sample:
             blob = conn.execute("SELECT vec FROM vectors WHERE chunk=? AND space=?",
                                 (rows[pos], space)).fetchone()[0]
-            if not np.array_equal(np.frombuffer(blob, dtype=np.float32), dn.vectors[pos]):
+            if not np.array_equal(np.frombuffer(blob, dtype=np.float32),
+                                  dn.vectors[live[pos]]):
                 rep.problems.append(f"derived index of space {space!r} differs from the stored "
                                     "vectors; `aspectrag repair` rebuilds it")
                 break
 
 
-def _tag(read) -> int | None:  # type: ignore[no-untyped-def]
-    """The generation a derived index is tagged with, None when its file cannot be read."""
+def _old_layout(read) -> bool:  # type: ignore[no-untyped-def]
+    """True when ``read()`` gives the metadata of a derived index saved before segments (it
+    has a generation but no base id); False when unreadable or current."""
     try:
-        return int(read()["generation"])
+        meta = read()
+        return "generation" in meta and "base_id" not in meta
     except Exception:  # any damage: unreadable
-        return None
+        return False
 
 
 def _npz_meta(npz) -> dict:  # type: ignore[no-untyped-def, type-arg]

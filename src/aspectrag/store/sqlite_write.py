@@ -119,6 +119,9 @@ class SQLiteWriter:
         self.conn = conn
         self.location = location
         self.changed = False
+        row = conn.execute("SELECT value FROM meta WHERE key='next_chunk_row'").fetchone()
+        top = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks").fetchone()[0]
+        self._next_row = max(int(row[0]) if row else 0, int(top))
         recorded = recorded_spaces(conn)
         self._dims: dict[str, int] | None = (
             None if recorded is None else {s.name: s.dim for s in recorded})
@@ -172,20 +175,23 @@ class SQLiteWriter:
         doc_row = cur.lastrowid
         for i, ch in enumerate(chunks):
             try:
-                cur = self.conn.execute(
-                    "INSERT INTO chunks (chunk_id, doc, idx, text, start, end, page, heading) "
-                    "VALUES (?,?,?,?,?,?,?,?)",
-                    (ch.chunk_id, doc_row, ch.index, ch.text, ch.start, ch.end, ch.page,
-                     ch.heading))
+                self.conn.execute(
+                    "INSERT INTO chunks (id, chunk_id, doc, idx, text, start, end, page, "
+                    "heading) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (self._next_row, ch.chunk_id, doc_row, ch.index, ch.text, ch.start, ch.end,
+                     ch.page, ch.heading))
             except sqlite3.IntegrityError:
                 raise ValueError(f"{doc.source}: chunk id {ch.chunk_id!r} is already used by "
                                  "another document; chunk ids must be unique "
                                  "(aspectrag.store.base.chunk_key)") from None
-            crow = cur.lastrowid
+            crow, self._next_row = self._next_row, self._next_row + 1
             self.conn.executemany(
                 "INSERT INTO vectors (chunk, space, vec) VALUES (?,?,?)",
                 [(crow, space, np.ascontiguousarray(arr[i], dtype=np.float32).tobytes())
                  for space, arr in vectors.items()])
+        # chunk row ids only grow, even past deleted ones: derived indexes tell added rows
+        # from kept ones by row id (store/segments.py)
+        self.set_meta("next_chunk_row", str(self._next_row))
         self.changed = True
 
     def _check_spaces(self, doc: Document, vectors: Mapping[str, np.ndarray]) -> None:
