@@ -8,7 +8,9 @@ of the bundled multi-head embedder), so embedding costs ~nothing and what is mea
 store: the write transaction plus bringing every derived index (BM25, one dense index per
 vector space, the stacked head matrix) to the new generation, i.e. the first search after the
 commit. Prints, per step, seconds for the ingest (without the embedder's time) and for the
-first bm25 / dense / multihead search after it, and the warm search time for reference.
+first bm25 / dense / multihead search after it, and the warm search time for reference; then
+the same add and remove with every change rebuilding the derived indexes from all chunks (the
+design before base + delta segments, ``store/segments.py``) as the baseline of the same run.
 
     python benchmarks/incremental_add.py --chunks 10000 100000 [--json OUT]
 """
@@ -75,6 +77,9 @@ def write_corpus(folder: Path, docs: list[dict[str, str]], copies: int, tag: str
     return paths
 
 
+STEPS = ("add10", "remove10", "add10_full_rebuild", "remove10_full_rebuild")
+
+
 def timed(fn) -> tuple[float, Any]:  # type: ignore[no-untyped-def]
     t0 = time.perf_counter()
     r = fn()
@@ -125,7 +130,23 @@ def run(n_chunks: int, work: Path) -> dict[str, Any]:
                     **first_searches(idx, "cancer cell growth")}
     secs, _ = timed(lambda: idx.remove(str(new)))
     out["remove10"] = {"remove_seconds": secs, **first_searches(idx, "cancer cell growth")}
-    for step in ("add10", "remove10"):
+    # the baseline, in the same run: every change rebuilds the derived indexes from all chunks
+    # (the design before base + delta segments)
+    from aspectrag.store import segments
+
+    saved = segments.MERGE_FRACTION, segments.MERGE_MIN_ROWS
+    segments.MERGE_FRACTION, segments.MERGE_MIN_ROWS = 0.0, -1
+    try:
+        secs, rep = timed(lambda: idx.ingest([new]))
+        out["add10_full_rebuild"] = {"ingest_seconds": secs, "embed_seconds": rep.embed_seconds,
+                                     "ingest_beyond_embedding": secs - rep.embed_seconds,
+                                     **first_searches(idx, "cancer cell growth")}
+        secs, _ = timed(lambda: idx.remove(str(new)))
+        out["remove10_full_rebuild"] = {"remove_seconds": secs,
+                                        **first_searches(idx, "cancer cell growth")}
+    finally:
+        segments.MERGE_FRACTION, segments.MERGE_MIN_ROWS = saved
+    for step in STEPS:
         s = out[step]
         s["total_beyond_embedding"] = (s.get("ingest_beyond_embedding", s.get("remove_seconds"))
                                        + s["first_bm25"] + s["first_dense"] + s["first_heads"])
@@ -148,9 +169,14 @@ def main() -> None:
             r = results[n] = run(n, Path(tmp))
             print(f"{r['chunks']} chunks (built in {r['build_seconds']:.0f} s); warm searches "
                   + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in r["warm"].items()))
-            for step in ("add10", "remove10"):
+            for step in STEPS:
                 s = r[step]
                 print(f"  {step}: " + ", ".join(f"{k} {v:.2f} s" for k, v in s.items()))
+            for step in ("add10", "remove10"):
+                new, old = (r[step]["total_beyond_embedding"],
+                            r[step + "_full_rebuild"]["total_beyond_embedding"])
+                print(f"  {step}: {new:.2f} s with segments vs {old:.2f} s rebuilding "
+                      f"({old / new:.1f}x)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -3,13 +3,16 @@ BM25 / dense indexes rebuilt from it when missing or stale.
 
 Folder layout (``path``):
     index.sqlite             durable store (the truth); every write is one transaction
-    derived/bm25/            bm25s index of chunk texts, tagged with the store generation
-    derived/vec-<space>.npz  vectors of one space, tagged with the store generation
+    derived/bm25/            bm25s base segment of chunk texts (``store/bm25_index.py``)
+    derived/bm25-delta.npz   chunks added / removed since that base, tagged with the generation
+    derived/vec-<space>.npz  base segment of one vector space (``store/dense_index.py``)
+    derived/vec-<space>-delta.npz  its delta, tagged with the generation
     write.lock(.json)        the exclusive cross-process writer lock (``store/lock.py``)
     <side files>             caches kept with the index (``side_path``: the rerank token cache)
 
 Each committed write bumps ``generation`` in the ``meta`` table inside the same transaction,
-so a derived index is stale exactly when its tag differs. A process killed mid-write leaves
+so a derived index is stale exactly when its tag differs; a stale one is brought up to date
+by a delta of the rows added and removed since (``store/segments.py``), or rebuilt. A process killed mid-write leaves
 the SQLite file as of the last commit (WAL rollback) and at worst a stale derived index,
 which is rebuilt on next use.
 
