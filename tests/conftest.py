@@ -9,6 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# `aspectrag ingest` would export the fp32 ONNX query twin into each test's cache folder (tens
+# of seconds each); tests/multihead/test_query_twin.py turns it on where it is the subject
+os.environ.setdefault("ASPECTRAG_QUERY_TWIN", "0")
+
 
 def shared_data() -> Path:
     """``ASPECTRAG_SHARED_DATA`` or ``<repo>/../shared/data``."""

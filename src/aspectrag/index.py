@@ -58,6 +58,9 @@ class Index:
         embedder_factory: a picklable zero-argument callable that builds ``embedder`` (default:
             the bundled model in the index's layout); the Ray engine builds one embedder per
             actor with it.
+        for_queries: this ``Index`` mostly encodes queries (the CLI's search and ask): an index
+            built by the torch runtime then encodes with its torch-free fp32 ONNX twin when
+            that is ready (:func:`aspectrag.embed.factory.query_twin`; same vectors to 1e-5).
 
     Attributes:
         location: the location string; ``path``: it as a ``Path`` for a local folder, else None.
@@ -86,6 +89,7 @@ class Index:
         chunking: ChunkingConfig | None = None,
         readonly: bool = False,
         embedder_factory: Callable[[], Embedder] | None = None,
+        for_queries: bool = False,
     ) -> None:
         from aspectrag.store.factory import is_local
 
@@ -95,6 +99,7 @@ class Index:
         self._embedder = embedder
         self._embedder_factory = embedder_factory
         self._store = store
+        self.for_queries = for_queries
         self.chunking = chunking or get_settings().chunking
 
     @cached_property
@@ -126,7 +131,7 @@ class Index:
         if self.store.stats()["chunks"]:
             heads = self.store.get_meta(HEADS_META_KEY) is not None
         return functools.partial(build_embedder, recorded=self.store.get_meta("embedder"),
-                                 heads=heads)
+                                 heads=heads, for_queries=self.for_queries)
 
     def ingest(self, sources: Sequence[str | Path | Document], *, glob: str | None = None,
                progress: bool = False, wait: bool = True,

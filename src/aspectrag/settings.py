@@ -150,12 +150,15 @@ class EmbedderSettings:
     """The embedding model: ``path`` None = bundled all-MiniLM-L6-v2; ``adapter`` a LoRA folder;
     ``heads``: also store per-head vectors at ingest (Multi-Head RAG, Besta et al. 2024);
     ``runtime``: ``torch``, ``onnx-int8``, ``onnx-fp32`` or ``auto`` (None: see
-    ``embed/factory.py``)."""
+    ``embed/factory.py``); ``query_twin``: ``aspectrag ingest`` into a torch-built index also
+    prepares the fp32 ONNX export that ``search`` / ``ask`` then encode queries with, without
+    importing torch (``embed.factory.query_twin``; needs onnxruntime, the ``onnx`` extra)."""
 
     path: str | None = _env("EMBEDDER")
     adapter: str | None = _env("EMBEDDER_ADAPTER")
     heads: bool = _env("HEADS", True)
     runtime: str | None = _env("EMBEDDER_RUNTIME")
+    query_twin: bool = _env("QUERY_TWIN", True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,10 +78,10 @@ def path_or_none(value: str | None) -> Path | None:
 
 
 def open_index(path: str | Path, adapter: Path | None = None, *,  # type: ignore[no-untyped-def]
-               must_exist: bool = False):
+               must_exist: bool = False, for_queries: bool = False):
     """The index at ``path``; with ``adapter``, its embedder is the base model + LoRA adapter.
     ``must_exist`` (read commands): fail with one line when there is no index at ``path``
-    instead of creating an empty one."""
+    instead of creating an empty one. ``for_queries`` (search, ask): see ``Index``."""
     from aspectrag.index import Index
     from aspectrag.validate import require_index
 
@@ -91,7 +91,7 @@ def open_index(path: str | Path, adapter: Path | None = None, *,  # type: ignore
         except AspectragError as e:
             fail(str(e))
     adapter = adapter or path_or_none(settings().embedder.adapter)
-    idx = Index(path)
+    idx = Index(path, for_queries=for_queries)
     if adapter is None:
         return idx
     try:
@@ -99,6 +99,21 @@ def open_index(path: str | Path, adapter: Path | None = None, *,  # type: ignore
         return Index(path, store=idx.store, embedder=factory(), embedder_factory=factory)
     except AspectragError as e:
         fail(str(e))
+
+
+def prepare_twin(idx) -> None:  # type: ignore[no-untyped-def]
+    """After an ingest into a torch-built index: export the fp32 ONNX query twin once per
+    model (``embed.factory.prepare_query_twin``), so that later ``search`` / ``ask`` processes
+    start without torch. A failure only loses that speed-up: it is reported in one line."""
+    from aspectrag.embed.factory import prepare_query_twin
+    from aspectrag.multihead.layout import META_KEY
+
+    try:
+        prepare_query_twin(idx.store.get_meta("embedder"),
+                           heads=idx.store.get_meta(META_KEY) is not None)
+    except Exception as e:  # the ingest itself succeeded; searches just keep using torch
+        console.print(f"[yellow]note[/] the torch-free query path is not available: {e}",
+                      highlight=False)
 
 
 def adapter_embedder_factory(store, adapter: Path):  # type: ignore[no-untyped-def]

@@ -33,6 +33,7 @@ from aspectrag.cli.common import (
     open_index,
     out,
     path_or_none,
+    prepare_twin,
     settings,
 )
 from aspectrag.errors import AspectragError
@@ -152,6 +153,8 @@ def ingest(
         highlight=False)
     if token_cache:
         rerank.build_token_cache(idx, index)
+    if embedder_adapter is None and rep.chunks:
+        prepare_twin(idx)
     if rep.failed:
         raise typer.Exit(1)
 
@@ -284,7 +287,7 @@ def search(
 ) -> None:
     """Search the index and print the top-k chunks."""
     edge_setup(runtime)
-    idx = open_index(index, embedder_adapter, must_exist=True)
+    idx = open_index(index, embedder_adapter, must_exist=True, for_queries=True)
     mq = multiquery_options(retriever, base, query_generator, queries_from)
     try:
         idx.check_request(query, k)
@@ -361,7 +364,7 @@ def ask(
 ) -> None:
     """Answer a question with numbered citations to the passages used."""
     edge_setup(runtime)
-    idx = open_index(index, embedder_adapter, must_exist=True)
+    idx = open_index(index, embedder_adapter, must_exist=True, for_queries=True)
     mq = multiquery_options(retriever, base, query_generator, queries_from)
     try:
         idx.check_request(question, k, field="question")

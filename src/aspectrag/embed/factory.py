@@ -71,6 +71,64 @@ def resolve_runtime(runtime: str | None, recorded: str | None) -> str:
     return chosen
 
 
+def query_twin(model_path: str | None, *, recorded: str | None, heads: bool,
+               runtime: str | None = None) -> Embedder | None:
+    """The torch-free stand-in for encoding *queries* of an index built by the torch runtime:
+    the same model run by ONNX Runtime in fp32, under the torch embedder's name, when
+    onnxruntime is installed and the fp32 export is already cached (``aspectrag ingest``
+    prepares it; see :func:`prepare_query_twin`); else None (use torch).
+
+    Only when the runtime is not chosen explicitly (``runtime`` / ``embedder.runtime`` unset or
+    ``"auto"``). The fp32 export is kept only when every output matches the traced torch model
+    (``embed/onnx_export.py``); ``tests/embed/test_query_twin.py`` checks that query vectors
+    agree with torch's to 1e-5 (dense and every head), so documents embedded by torch and
+    queries by the twin are the same space. Issue 14: no torch import on the query path.
+    """
+    from aspectrag.settings import get_settings
+
+    chosen = _setting(runtime)
+    if (chosen not in (None, "auto") or not get_settings().embedder.query_twin
+            or find_spec("onnxruntime") is None):
+        return None
+    if resolve_runtime(None, recorded) != "torch" or (recorded and recorded in RECORDED):
+        return None
+    twin = _twin(model_path, heads)
+    if recorded is not None and twin.name != recorded:
+        return None  # another model: the torch path reports the mismatch
+    layers = [twin.layer] if heads else [-1]  # type: ignore[attr-defined]
+    return twin if twin.export_ready(layers) else None  # type: ignore[attr-defined]
+
+
+def prepare_query_twin(recorded: str | None, *, heads: bool) -> bool:
+    """Export the fp32 ONNX twin of an index's torch embedder (``recorded``: its name) now,
+    once per model: a no-op when cached, when the index was not built by torch from a model
+    folder, or when the ``embedder.query_twin`` setting or onnxruntime is missing. Returns True
+    when the twin is ready (:func:`query_twin` will then return it)."""
+    from aspectrag.settings import get_settings
+
+    if (not recorded or recorded in RECORDED or resolve_runtime(None, recorded) != "torch"
+            or not get_settings().embedder.query_twin or find_spec("onnxruntime") is None
+            or _setting(None) not in (None, "auto")):
+        return False
+    twin = _twin(None, heads)
+    if twin.name != recorded:
+        return False
+    twin.session([twin.layer] if heads else [-1])  # type: ignore[attr-defined]
+    return True
+
+
+def _twin(model_path: str | None, heads: bool) -> Embedder:
+    from aspectrag.embed.onnx import OnnxEmbedder, OnnxMultiHeadEmbedder
+
+    if heads:
+        twin: Embedder = OnnxMultiHeadEmbedder(model_path, runtime="onnx-fp32")
+        twin._base_name = twin._base_name.replace("@onnx-fp32", "")  # type: ignore[attr-defined]
+    else:
+        twin = OnnxEmbedder(model_path, runtime="onnx-fp32")
+        twin.name = twin.name.replace("@onnx-fp32", "")  # type: ignore[misc]
+    return twin
+
+
 def build_embedder(
     model_path: str | None = None,
     *,
@@ -78,6 +136,7 @@ def build_embedder(
     heads: bool | None = None,
     adapter: str | None = None,
     runtime: str | None = None,
+    for_queries: bool = False,
 ) -> Embedder:
     """The embedder for ``model_path`` (default: bundled all-MiniLM-L6-v2).
 
@@ -90,6 +149,9 @@ def build_embedder(
     ``embedder.runtime`` setting) is resolved by :func:`resolve_runtime`; the ONNX runtimes
     give :mod:`aspectrag.embed.onnx`'s embedders (name suffix ``@onnx-int8`` / ``@onnx-fp32``).
 
+    ``for_queries``: the embedder only encodes queries (search, ask), so an index built by
+    torch may be answered by its :func:`query_twin` when one is ready.
+
     Raises:
         aspectrag.errors.ConfigError: ``adapter`` is not an adapter folder (raised on first use);
             unknown runtime or one contradicting ``recorded``.
@@ -97,6 +159,10 @@ def build_embedder(
     if recorded in RECORDED and model_path is None and adapter is None:
         return RECORDED[recorded]()
     multi = heads if heads is not None else heads_enabled()
+    if for_queries and adapter is None:
+        twin = query_twin(model_path, recorded=recorded, heads=multi, runtime=runtime)
+        if twin is not None:
+            return twin
     if multi:
         return multihead_embedder(model_path, runtime=runtime, recorded=recorded, adapter=adapter)
     chosen = resolve_runtime(_setting(runtime), recorded)

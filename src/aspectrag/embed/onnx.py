@@ -156,6 +156,15 @@ class _OnnxRuntime:
             "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64),
         }
 
+    def export_ready(self, layers: Sequence[int] = (-1,)) -> bool:
+        """True when the export tapping ``layers`` is already in the cache (so opening a
+        session needs neither torch nor an export)."""
+        from aspectrag.embed.onnx_export import MODEL_FILE, export_key
+
+        key = export_key(self.model_path, adapter=self.adapter, layers=layers,
+                         precision=self.runtime.split("-")[1])
+        return (self.cache_dir / "onnx" / key / MODEL_FILE).is_file()
+
     # -- session ---------------------------------------------------------------------------
     def session(self, layers: Sequence[int] = (-1,)) -> Any:
         """The ``onnxruntime.InferenceSession`` of the export tapping ``layers`` (exported on

@@ -1,0 +1,101 @@
+"""The torch-free query path for torch-built indexes (issue 14): ``aspectrag ingest`` prepares
+the fp32 ONNX twin, ``search`` / ``ask`` then run without importing torch or transformers and
+return what the torch path returns. A tiny random BERT (built by the test) stands in for the
+bundled model; ``embedder.path`` points at it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+ROOT = Path(__file__).resolve().parents[2]
+BLOCK_TORCH = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'transformers'):
+            raise ImportError('blocked ' + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+@pytest.fixture()
+def env(tmp_path: Path) -> dict[str, str]:
+    from tests.fakes import tiny_bert_folder
+
+    model = tiny_bert_folder(tmp_path / "tiny", seed=3)
+    e = dict(os.environ)
+    e.update(ASPECTRAG_EMBEDDER=str(model), ASPECTRAG_CACHE_DIR=str(tmp_path / "cache"),
+             ASPECTRAG_QUERY_TWIN="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    e.pop("ASPECTRAG_EMBEDDER_RUNTIME", None)
+    return e
+
+
+def _cli(args: list[str], env: dict[str, str], prelude: str = "") -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+    code = prelude + "\nimport sys\nfrom aspectrag.cli.main import app\nsys.argv = ['aspectrag'] + " \
+        + repr(args) + "\napp()\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=300)
+
+
+def test_ingest_prepares_the_twin_and_search_runs_without_torch(tmp_path, env):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in [("cakes", "Cakes are baked desserts made of flour and sugar."),
+                       ("rivers", "The Isère river flows through Grenoble in the Alps."),
+                       ("stars", "Neutron stars are the collapsed cores of massive stars.")]:
+        (docs / f"{name}.txt").write_text(text + "\n")
+    idx = str(tmp_path / "idx")
+    r = _cli(["ingest", str(docs), "--index", idx], env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    exports = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "onnx").glob("*/export.json")]
+    assert [e["precision"] for e in exports] == ["fp32"]
+
+    query = ["search", "flour and sugar desserts", "--index", idx, "--json", "-k", "3"]
+    fast = _cli(query, env, BLOCK_TORCH + "import atexit\natexit.register(lambda: print("
+                "'TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr))\n")
+    assert fast.returncode == 0, fast.stderr[-2000:]
+    assert "NO-TORCH" in fast.stderr
+    slow = _cli(query, {**env, "ASPECTRAG_QUERY_TWIN": "0"}, "")
+    assert slow.returncode == 0, slow.stderr[-2000:]
+    a, b = json.loads(fast.stdout), json.loads(slow.stdout)
+    hits = lambda res: [(h["chunk_id"], round(h["score"], 4)) for h in res]  # noqa: E731
+    assert hits(a) == hits(b) and len(hits(a)) == 3
+
+    ask = _cli(["ask", "what are cakes?", "--index", idx, "--llm", "extractive", "--json"], env,
+               BLOCK_TORCH)
+    assert ask.returncode == 0, ask.stderr[-2000:]
+    assert json.loads(ask.stdout)["citations"]
+
+
+def test_twin_vectors_equal_torch_and_explicit_torch_is_respected(tmp_path, env, monkeypatch):
+    for k in ("ASPECTRAG_EMBEDDER", "ASPECTRAG_CACHE_DIR", "ASPECTRAG_QUERY_TWIN"):
+        monkeypatch.setenv(k, env[k])
+    monkeypatch.delenv("ASPECTRAG_EMBEDDER_RUNTIME", raising=False)
+    from aspectrag.embed.factory import build_embedder, prepare_query_twin, query_twin
+    from aspectrag.multihead.embedder import MultiHeadEmbedder
+
+    torch_emb = MultiHeadEmbedder()
+    assert query_twin(None, recorded=torch_emb.name, heads=True) is None  # not exported yet
+    assert prepare_query_twin(torch_emb.name, heads=True)
+    twin = build_embedder(recorded=torch_emb.name, heads=True, for_queries=True)
+    assert type(twin).__name__ == "OnnxMultiHeadEmbedder" and twin.name == torch_emb.name
+    texts = ["Cakes are baked desserts.", "The Battle of the Isère River was fought in 121 BC."]
+    a, b = torch_emb.encode(texts, kind="query"), twin.encode(texts, kind="query")
+    assert set(a) == set(b)
+    for space in a:
+        np.testing.assert_allclose(b[space], a[space], atol=1e-5)
+    # an explicit runtime, another model, or the setting off: no twin
+    assert query_twin(None, recorded=torch_emb.name, heads=True, runtime="torch") is None
+    assert query_twin(None, recorded="hf:other-model", heads=True) is None
+    monkeypatch.setenv("ASPECTRAG_QUERY_TWIN", "0")
+    assert query_twin(None, recorded=torch_emb.name, heads=True) is None
