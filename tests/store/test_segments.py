@@ -172,6 +172,14 @@ def test_removed_rows_leave_hnsw_and_filtered_search(tmp_path, abstracts):
     assert {h.chunk_id.split("#")[0] for h in st.vector_search("dense", q["dense"], 10, src)[0]} \
         == {src[1]}
     assert st.dense_index("dense")._hnsw is not None
+    st.refresh()
+    graphs = list(st.derived.glob("vec-dense-*.hnsw"))
+    assert len(graphs) == 1  # saved with the base, read by the next process
+    other = SQLiteStore(tmp_path / "idx", ann_threshold=50)
+    loaded = DenseIndex.load(other.derived / "vec-dense", other.generation, 50)
+    assert loaded is not None and loaded._hnsw is not None
+    assert [h.chunk_id for h in other.vector_search("dense", q["dense"], 20)[0]] == \
+        [h.chunk_id for h in hits]
 
 
 def test_chunk_row_ids_are_never_reused(tmp_path, abstracts):

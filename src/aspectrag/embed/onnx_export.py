@@ -33,6 +33,7 @@ export at once and a reader never sees half a model.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -60,21 +61,31 @@ _HASHED_SUFFIXES = (".json", ".safetensors", ".bin", ".pt", ".txt", ".model")
 def export_key(model_path: str, *, adapter: str | None, layers: Sequence[int],
                precision: str) -> str:
     """sha256 (hex, 24 chars) over the folder's weight/config/tokenizer files (names and
-    bytes), the adapter id, ``layers``, ``precision`` and :data:`EXPORTER_VERSION`."""
-    h = hashlib.sha256()
+    bytes), the adapter id, ``layers``, ``precision`` and :data:`EXPORTER_VERSION`. The hash
+    of the folder's files is memoised per process by their names, sizes and mtimes."""
     folder = Path(model_path)
-    for f in sorted(p for p in folder.iterdir() if p.is_file()):
-        if f.suffix in _HASHED_SUFFIXES:
-            h.update(f.name.encode())
-            with f.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in _HASHED_SUFFIXES)
+    h = hashlib.sha256(_folder_digest(tuple(
+        (str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)))
     if adapter is not None:
         from aspectrag.embed.adapter import adapter_id
 
         h.update(adapter_id(adapter).encode())
     h.update(json.dumps([list(layers), precision, EXPORTER_VERSION]).encode())
     return h.hexdigest()[:24]
+
+
+@functools.lru_cache(maxsize=16)
+def _folder_digest(files: tuple[tuple[str, int, int], ...]) -> bytes:
+    """sha256 over the names and bytes of ``files`` (``(path, size, mtime_ns)``, sorted)."""
+    h = hashlib.sha256()
+    for path, _size, _mtime in files:
+        f = Path(path)
+        h.update(f.name.encode())
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.digest()
 
 
 def ensure_export(model_path: str, cache_dir: Path, *, adapter: str | None = None,

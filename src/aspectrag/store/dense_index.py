@@ -1,7 +1,8 @@
 """Inner-product search over one vector space: exact (numpy) or HNSW (FAISS) once large.
 
 Two segments (see :mod:`aspectrag.store.segments`): a base built from every vector at some
-generation (with its HNSW graph when large) and a delta of the vectors added since plus
+generation (with its HNSW graph when large, saved beside it as ``<name>-<base id>.hnsw`` so that
+a new process reads it instead of rebuilding it) and a delta of the vectors added since plus
 tombstones for base rows removed since. Exact search covers both; HNSW answers from the base
 (over-fetching by the number of tombstones) and the delta is searched exactly and merged.
 """
@@ -201,8 +202,12 @@ class DenseIndex:
         with DERIVED_IO_LOCK:
             base = path.with_suffix(".npz")
             if _meta(base).get("base_id") != self.base_id:
+                self._save_hnsw(path)
                 _savez(base, vectors=self.base_vectors, rowids=self.base_rowids,
                        meta={"generation": self.base_generation, "base_id": self.base_id})
+                for old in path.parent.glob(path.name + "-*.hnsw"):
+                    if old != _hnsw_path(path, self.base_id):
+                        old.unlink(missing_ok=True)  # graphs of replaced bases
             delta = _delta_path(path)
             if generation == self.base_generation and not self.delta_size:
                 delta.unlink(missing_ok=True)
@@ -211,6 +216,33 @@ class DenseIndex:
                     else self.base_rowids[~self.alive])
             _savez(delta, vectors=self.delta_vectors, rowids=self.delta_rowids, dead=dead,
                    meta={"generation": generation, "base_id": self.base_id})
+
+    def _save_hnsw(self, path: Path) -> None:
+        """Build (if due) and write the base's HNSW graph to ``<path>-<base_id>.hnsw``, so a new
+        process loads it instead of rebuilding it (minutes at 1M rows)."""
+        hnsw = self._ensure_hnsw()
+        if hnsw is None:
+            return
+        final = _hnsw_path(path, self.base_id)
+        tmp = final.with_name(final.name + f".tmp{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        _faiss().write_index(hnsw, str(tmp))  # type: ignore[union-attr]
+        os.replace(tmp, final)
+
+    def _load_hnsw(self, path: Path) -> None:
+        graph = _hnsw_path(path, self.base_id)
+        if len(self.base_rowids) < self.ann_threshold or not graph.exists():
+            return
+        faiss = _faiss()
+        if faiss is None:
+            return
+        try:
+            index = faiss.read_index(str(graph))
+        except RuntimeError as e:  # damaged: rebuilt on first use
+            log.info("could not read %s (%s): the graph is rebuilt", graph, e)
+            return
+        if index.ntotal == len(self.base_rowids) and index.d == self.dim:
+            index.hnsw.efSearch = 128
+            self._hnsw = index
 
     @classmethod
     def load(cls, path: Path, generation: int | None,
@@ -225,6 +257,7 @@ class DenseIndex:
                         return None  # an older layout: rebuilt once
                     idx = cls(z["vectors"], z["rowids"], ann_threshold, int(meta["generation"]))
                     idx.base_id = meta["base_id"]
+                idx._load_hnsw(path)
                 if generation is not None and idx.base_generation == generation:
                     return idx
                 delta = _delta_path(path)
@@ -243,6 +276,10 @@ class DenseIndex:
                 return idx
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 return None
+
+
+def _hnsw_path(path: Path, base_id: str) -> Path:
+    return path.with_name(f"{path.name}-{base_id}.hnsw")
 
 
 def _delta_path(path: Path) -> Path:
