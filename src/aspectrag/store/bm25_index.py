@@ -265,10 +265,20 @@ class BM25Index:
             self._save_delta(_delta_path(folder), generation)
 
     @classmethod
-    def load(cls, folder: Path, generation: int) -> BM25Index | None:
+    def load(cls, folder: Path, generation: int,
+             base: BM25Index | None = None) -> BM25Index | None:
         """The saved index if it reflects ``generation`` (base built then, or base plus a delta
-        saved then), else None."""
+        saved then), else None. ``base``: an index already in memory; when the saved delta
+        belongs to its base, only the delta file is read."""
         with DERIVED_IO_LOCK:
+            delta = _delta_meta(_delta_path(folder))
+            if base is not None and delta.get("base_id") == base.base_id:
+                out = BM25Index.__new__(BM25Index)
+                out.__dict__.update(base.__dict__)
+                return out._load_delta(_delta_path(folder), generation)
+            if _read_meta(folder).get("generation") != generation and \
+                    delta.get("generation") != generation:
+                return None  # neither the base nor its delta is at ``generation``
             idx = cls._load_base(folder)
             if idx is None:
                 return None
@@ -359,6 +369,14 @@ class BM25Index:
 
 def _delta_path(folder: Path) -> Path:
     return folder.with_name(folder.name + "-delta.npz")
+
+
+def _delta_meta(path: Path) -> dict:  # type: ignore[type-arg]
+    try:
+        with np.load(path) as z:
+            return json.loads(str(z["meta"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return {}
 
 
 def _read_meta(folder: Path) -> dict:  # type: ignore[type-arg]

@@ -245,37 +245,51 @@ class DenseIndex:
             self._hnsw = index
 
     @classmethod
-    def load(cls, path: Path, generation: int | None,
-             ann_threshold: int = 50_000) -> DenseIndex | None:
+    def load(cls, path: Path, generation: int | None, ann_threshold: int = 50_000,
+             base: DenseIndex | None = None) -> DenseIndex | None:
         """The saved index if it reflects ``generation`` (any generation when None: the
-        starting point for applying a change), else None."""
+        starting point for applying a change), else None. ``base``: an index already in memory;
+        when the saved delta belongs to its base, only the delta file is read."""
         with DERIVED_IO_LOCK:
             try:
+                if base is not None and base.base_id == _meta(_delta_path(path)).get("base_id"):
+                    return base._with_saved_delta(path, generation)
                 with np.load(path.with_suffix(".npz")) as z:
                     meta = json.loads(str(z["meta"]))
                     if "base_id" not in meta:
                         return None  # an older layout: rebuilt once
+                    if generation is not None and meta["generation"] != generation and \
+                            _meta(_delta_path(path)).get("generation") != generation:
+                        return None  # neither the base nor its delta is at ``generation``
                     idx = cls(z["vectors"], z["rowids"], ann_threshold, int(meta["generation"]))
                     idx.base_id = meta["base_id"]
                 idx._load_hnsw(path)
                 if generation is not None and idx.base_generation == generation:
                     return idx
-                delta = _delta_path(path)
-                if not delta.exists():
-                    return idx if generation is None else None
-                with np.load(delta) as z:
-                    meta = json.loads(str(z["meta"]))
-                    if meta["base_id"] != idx.base_id or (
-                            generation is not None and meta["generation"] != generation):
-                        return idx if generation is None else None
-                    idx.delta_vectors = z["vectors"].reshape(-1, idx.dim)
-                    idx.delta_rowids = z["rowids"]
-                    idx.alive = alive_after(idx.base_rowids, None, z["dead"])
-                    idx.generation = int(meta["generation"])
-                idx._derive()
-                return idx
+                return idx._with_saved_delta(path, generation) or (
+                    idx if generation is None else None)
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 return None
+
+    def _with_saved_delta(self, path: Path, generation: int | None) -> DenseIndex | None:
+        """This base plus the delta file at ``path`` when it belongs to this base and reflects
+        ``generation`` (any when None); else None. The caller holds ``DERIVED_IO_LOCK``."""
+        delta = _delta_path(path)
+        if not delta.exists():
+            return None
+        with np.load(delta) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta["base_id"] != self.base_id or (
+                    generation is not None and meta["generation"] != generation):
+                return None
+            out = DenseIndex.__new__(DenseIndex)
+            out.__dict__.update(self.__dict__)
+            out.delta_vectors = z["vectors"].reshape(-1, self.dim)
+            out.delta_rowids = z["rowids"]
+            out.alive = alive_after(self.base_rowids, None, z["dead"])
+            out.generation = int(meta["generation"])
+        out._derive()
+        return out
 
 
 def _hnsw_path(path: Path, base_id: str) -> Path:

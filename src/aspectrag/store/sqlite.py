@@ -405,7 +405,8 @@ class SQLiteStore:
             if self._bm25 is not None and self._bm25[0] == gen:
                 return self._bm25[1]
             folder = self.derived / "bm25"
-            idx = BM25Index.load(folder, gen)
+            idx = BM25Index.load(folder, gen,
+                                 base=self._bm25[1] if self._bm25 is not None else None)
             if idx is None:
                 prev = self._bm25[1] if self._bm25 is not None else BM25Index.load_any(folder)
                 idx = self._updated_bm25(prev, gen)
@@ -464,7 +465,8 @@ class SQLiteStore:
             if cached is not None and cached[0] == gen:
                 return cached[1]
             path = self.derived / f"vec-{space}"
-            idx = DenseIndex.load(path, gen, self.ann_threshold)
+            idx = DenseIndex.load(path, gen, self.ann_threshold,
+                                  base=cached[1] if cached is not None else None)
             if idx is None:
                 prev = (cached[1] if cached is not None
                         else DenseIndex.load(path, None, self.ann_threshold))
