@@ -205,3 +205,17 @@ def test_old_layout_derived_indexes_are_rebuilt(tmp_path, abstracts):
     assert rep.ok and any("older layout" in n for n in rep.notes)
     assert other.keyword_search([abstracts[4]["title"]], 1)[0]
     assert "base_id" in json.loads(meta.read_text())
+
+
+def test_hnsw_only_for_rows_of_one_norm():
+    rng = np.random.default_rng(0)
+    unit = unit_vectors(300, 8, 1)
+    scaled = np.hstack([unit, rng.uniform(0.4, 0.9, (300, 1)).astype(np.float32)])  # head layout
+    rows = np.arange(300, dtype=np.int64)
+    assert DenseIndex(unit, rows, ann_threshold=100)._ensure_hnsw() is not None
+    heads = DenseIndex(scaled, rows, ann_threshold=100)
+    assert heads._ensure_hnsw() is None  # unequal norms: exact search
+    q = scaled[:3]
+    want = np.argsort(-(q @ scaled.T), axis=1)[:, :5]
+    got = [r for r, _ in heads.search(q, 5)]
+    assert [list(g) for g in got] == [list(w) for w in want]
