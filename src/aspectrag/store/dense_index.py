@@ -87,6 +87,16 @@ class DenseIndex:
             self._vectors = np.concatenate([self.base_vectors, self.delta_vectors])
         return self._vectors
 
+    def share_rows(self, rows: np.ndarray) -> None:
+        """Hold ``rows`` (float32 ``(len(rowids), d)``, equal to :attr:`vectors`, e.g. one
+        slice of the store's stacked head matrix) instead of an own copy, unless the rows are
+        the HNSW graph's."""
+        if self._hnsw is not None or rows.shape != (len(self.rowids), self.dim):
+            return
+        nb = len(self.base_rowids)
+        self.base_vectors, self.delta_vectors = rows[:nb], rows[nb:]
+        self._vectors = rows if len(self.delta_rowids) else None
+
     @property
     def live(self) -> np.ndarray:
         """Bool ``(len(rowids),)``: False at tombstoned base rows."""
@@ -131,6 +141,8 @@ class DenseIndex:
             index.add(self.base_vectors)
             index.hnsw.efSearch = 128
             self._hnsw = index
+            self.base_vectors = _storage_view(index)  # one copy of the rows: the graph's
+            self._vectors = None
         return self._hnsw
 
     def equal_norms(self, tolerance: float = 1e-3) -> bool:
@@ -242,22 +254,6 @@ class DenseIndex:
         _faiss().write_index(hnsw, str(tmp))  # type: ignore[union-attr]
         os.replace(tmp, final)
 
-    def _load_hnsw(self, path: Path) -> None:
-        graph = _hnsw_path(path, self.base_id)
-        if len(self.base_rowids) < self.ann_threshold or not graph.exists():
-            return
-        faiss = _faiss()
-        if faiss is None:
-            return
-        try:
-            index = faiss.read_index(str(graph))
-        except RuntimeError as e:  # damaged: rebuilt on first use
-            log.info("could not read %s (%s): the graph is rebuilt", graph, e)
-            return
-        if index.ntotal == len(self.base_rowids) and index.d == self.dim:
-            index.hnsw.efSearch = 128
-            self._hnsw = index
-
     @classmethod
     def load(cls, path: Path, generation: int | None, ann_threshold: int = 50_000,
              base: DenseIndex | None = None) -> DenseIndex | None:
@@ -275,9 +271,12 @@ class DenseIndex:
                     if generation is not None and meta["generation"] != generation and \
                             _meta(_delta_path(path)).get("generation") != generation:
                         return None  # neither the base nor its delta is at ``generation``
-                    idx = cls(z["vectors"], z["rowids"], ann_threshold, int(meta["generation"]))
-                    idx.base_id = meta["base_id"]
-                idx._load_hnsw(path)
+                    rowids = z["rowids"]
+                    graph = _read_hnsw(_hnsw_path(path, meta["base_id"]), len(rowids),
+                                       ann_threshold)
+                    vectors = z["vectors"] if graph is None else _storage_view(graph)
+                    idx = cls(vectors, rowids, ann_threshold, int(meta["generation"]))
+                    idx.base_id, idx._hnsw = meta["base_id"], graph
                 if generation is not None and idx.base_generation == generation:
                     return idx
                 return idx._with_saved_delta(path, generation) or (
@@ -304,6 +303,34 @@ class DenseIndex:
             out.generation = int(meta["generation"])
         out._derive()
         return out
+
+
+def _read_hnsw(graph: Path, n: int, ann_threshold: int):  # type: ignore[no-untyped-def]
+    """The saved HNSW graph of ``n`` rows at ``graph``, or None (too few rows for one, no
+    file, no faiss, or unreadable: then it is rebuilt on first use)."""
+    faiss = _faiss() if n >= ann_threshold and graph.exists() else None
+    if faiss is None:
+        return None
+    try:
+        index = faiss.read_index(str(graph))
+    except RuntimeError as e:
+        log.info("could not read %s (%s): the graph is rebuilt", graph, e)
+        return None
+    if index.ntotal != n:
+        return None
+    index.hnsw.efSearch = 128
+    return index
+
+
+def _storage_view(index) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The rows held by a FAISS ``IndexHNSWFlat`` as a float32 ``(ntotal, d)`` numpy view (no
+    copy; valid while ``index`` lives, which the owning :class:`DenseIndex` guarantees by
+    holding both)."""
+    import faiss
+
+    flat = faiss.downcast_index(index.storage)
+    n, d = int(index.ntotal), int(index.d)
+    return faiss.rev_swig_ptr(flat.get_xb(), n * d).reshape(n, d)
 
 
 def _hnsw_path(path: Path, base_id: str) -> Path:

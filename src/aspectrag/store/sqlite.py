@@ -654,7 +654,10 @@ class SQLiteStore:
             if any(not np.array_equal(ix.rowids, idxs[0].rowids) for ix in idxs[1:]):
                 raise AspectragError(f"spaces {spaces} do not cover the same chunks")
             live = None if idxs[0].alive is None else idxs[0].live
-            cached = (gen, np.stack([ix.vectors for ix in idxs]), idxs[0].rowids, live)
+            stacked = np.stack([ix.vectors for ix in idxs])
+            for j, ix in enumerate(idxs):  # one copy of the head rows: views of the stack
+                ix.share_rows(stacked[j])
+            cached = (gen, stacked, idxs[0].rowids, live)
             with self._lock:
                 self._stacks[spaces] = cached
         return cached[1], cached[2], cached[3]
