@@ -219,3 +219,21 @@ def test_hnsw_only_for_rows_of_one_norm():
     want = np.argsort(-(q @ scaled.T), axis=1)[:, :5]
     got = [r for r, _ in heads.search(q, 5)]
     assert [list(g) for g in got] == [list(w) for w in want]
+
+
+def test_numba_backend_gives_the_numpy_scores(abstracts, monkeypatch):
+    pytest.importorskip("numba")
+    from aspectrag.store import bm25_index
+
+    texts = [d["text"] for d in abstracts[:150]]
+    idx = BM25Index().build(texts, np.arange(150, dtype=np.int64))
+    idx = idx.with_changes(texts[:5], np.arange(200, 205, dtype=np.int64),
+                           np.array([3, 7], dtype=np.int64), generation=1)
+    queries = [abstracts[i]["title"] for i in range(4)]
+    numpy_res = idx.search(queries, 10)
+    monkeypatch.setattr(bm25_index, "NUMBA_MIN_DOCS", 1)
+    numba_res = idx.search(queries, 10)
+    assert idx._bm25.backend == "numba"
+    for (r1, s1), (r2, s2) in zip(numpy_res, numba_res, strict=True):
+        assert list(r1) == list(r2)
+        np.testing.assert_allclose(s1, s2, rtol=1e-5)

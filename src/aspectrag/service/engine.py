@@ -92,7 +92,12 @@ class Engine:
 
     # -- reading ----------------------------------------------------------------------------
     def warm_up(self) -> None:
-        """Load the embedder and the derived indexes (so the first request is not slow)."""
+        """Load the embedder and the derived indexes (so the first request is not slow). A
+        long-lived process: BM25 over 100k chunks or more scores with bm25s' numba backend
+        (compiled here, once; ``store/bm25_index.NUMBA_MIN_DOCS``)."""
+        from aspectrag.store import bm25_index
+
+        bm25_index.NUMBA_MIN_DOCS = 100_000
         if self.index.store.stats()["chunks"]:
             self.search("warm up", 1, SearchSpec("hybrid"))
 

@@ -36,6 +36,13 @@ from aspectrag.store.segments import alive_after, new_base_id
 
 FORMAT = 2
 
+NUMBA_MIN_DOCS: int | None = None
+"""Score with bm25s' numba backend from this many base chunks on (None: never; the numpy
+backend then). The numba code is compiled anew in every process (~8 s here: bm25s does not
+cache it), so only long-lived processes turn it on: the HTTP service does
+(``service/engine.py``). Measured at 1M chunks (under load, ``benchmarks/bm25_backend.py``):
+0.9-1.5 ms per query against 32-42 ms with numpy, the same scores."""
+
 
 def _stemmer():  # type: ignore[no-untyped-def]
     import Stemmer
@@ -231,6 +238,11 @@ class BM25Index:
         base_w = None if self.alive is None else self.alive.astype(np.float32)
         if mask is not None:
             base_w = mask[:nb] if base_w is None else base_w * mask[:nb]
+        if NUMBA_MIN_DOCS is not None and self._bm25 is not None and nb >= NUMBA_MIN_DOCS:
+            from importlib.util import find_spec
+
+            if find_spec("numba") is not None:
+                self._bm25.backend = "numba"
         out = []
         for q in tokenize(queries, self._stem, return_ids=False):
             rows, scores = [], []
