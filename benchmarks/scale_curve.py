@@ -400,7 +400,9 @@ def summary(results: dict[str, Any]) -> str:
             f"{n} chunks: ingest {b.get('ingest_chunks_per_s', 0):.0f} chunks/s excl. embedding "
             f"(writer), refresh {b.get('refresh_seconds', 0):.0f} s, "
             f"{b.get('bytes_per_chunk', 0):.0f} B/chunk on disk, peak RSS build "
-            f"{b.get('child_maxrss_mb', 0):.0f} MiB / query {q.get('child_maxrss_mb', 0):.0f} MiB")
+            f"{b.get('child_maxrss_mb', 0):.0f} MiB / query process (serving; before the uniform / fix "
+            f"probes) {q.get('mem_final', {}).get('VmHWM', float('nan')):.0f} MiB (with probes "
+            f"{q.get('child_maxrss_mb', 0):.0f} MiB)")
         lat = q.get("latency", {})
         lines.append("  warm p50/p99 ms: " + ", ".join(
             f"{k} {v['p50_ms']:.1f}/{v['p99_ms']:.1f}" for k, v in lat.items()))
@@ -428,9 +430,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
     a.axhline(20, ls=":", c="grey")
     a.set(xscale="log", yscale="log", xlabel="chunks", ylabel="warm p50 ms", title="query latency")
     a.legend()
-    for role in ("build", "query"):
-        b.plot(sizes, [r.get(role, {}).get("child_maxrss_mb", np.nan) / 1024
-                       for r in results["sizes"].values()], marker="o", label=f"{role} peak RSS")
+    b.plot(sizes, [r.get("build", {}).get("child_maxrss_mb", np.nan) / 1024
+                   for r in results["sizes"].values()], marker="o", label="ingest + refresh")
+    b.plot(sizes, [r.get("query", {}).get("mem_final", {}).get("VmHWM", np.nan) / 1024
+                   for r in results["sizes"].values()], marker="o", label="serving (all HNSW)")
     b.axhline(4, ls=":", c="grey")
     b.set(xscale="log", xlabel="chunks", ylabel="GiB", title="peak RSS")
     b.legend()
