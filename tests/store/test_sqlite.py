@@ -93,3 +93,12 @@ def test_hnsw_agrees_with_exact_search():
     mask = np.zeros(3000, bool)
     mask[:50] = True
     assert set(ann.search(q, 5, mask)[0][0]) <= set(rows[:50])
+
+
+def test_new_index_uses_16k_pages(tmp_path):
+    st = SQLiteStore(tmp_path / "idx")
+    d, c = _doc("/a.txt", ["alpha beta"])
+    with st.writer() as w:
+        w.upsert(d, c, {"dense": _vecs(1)})
+    assert st._conn().execute("PRAGMA page_size").fetchone()[0] == 16384
+    assert st._conn().execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"

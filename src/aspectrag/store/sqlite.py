@@ -31,6 +31,7 @@ are kept in memory.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -251,6 +252,12 @@ class SQLiteStore:
             if self._local.memory:
                 conn = self._reconnect_file()
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                if conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
+                    # a new file: 16 KiB pages hold a 1,536-byte vector row without an overflow
+                    # page (at 4 KiB the vectors table took 6.4 KB per chunk for 3.3 KB of data;
+                    # 3.9 KB at 16 KiB, benchmarks/results/scale/NOTES.md). Only settable
+                    # before the first table and before WAL mode.
+                    conn.execute("PRAGMA page_size=16384")
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("BEGIN IMMEDIATE")
@@ -487,10 +494,21 @@ class SQLiteStore:
             return prev.with_changes(_matrix(rows, prev.dim),
                                      np.array([r[0] for r in rows], dtype=np.int64),
                                      change.removed, gen)
-        rows = self._conn().execute(
-            "SELECT chunk, vec FROM vectors WHERE space=? ORDER BY chunk", (space,)).fetchall()
-        return DenseIndex(_matrix(rows), np.array([r[0] for r in rows], dtype=np.int64),
-                          self.ann_threshold, gen)
+        # streamed into one preallocated matrix: a fetchall() plus a join held the vectors
+        # three times over (the build's peak memory at 1M chunks)
+        conn = self._conn()
+        n = conn.execute("SELECT COUNT(*) FROM vectors WHERE space=?", (space,)).fetchone()[0]
+        if not n:
+            return DenseIndex(np.zeros((0, 0), np.float32), np.zeros(0, np.int64),
+                              self.ann_threshold, gen)
+        cur = conn.execute("SELECT chunk, vec FROM vectors WHERE space=? ORDER BY chunk", (space,))
+        first = cur.fetchone()
+        mat = np.empty((n, len(first[1]) // 4), np.float32)
+        rowids = np.empty(n, np.int64)
+        for i, (row, blob) in enumerate(itertools.chain([first], cur)):
+            rowids[i] = row
+            mat[i] = np.frombuffer(blob, dtype=np.float32)
+        return DenseIndex(mat, rowids, self.ann_threshold, gen)
 
     def refresh(self) -> None:
         """Bring every derived index up to the current generation (called after ingest)."""
