@@ -221,19 +221,41 @@ def test_hnsw_only_for_rows_of_one_norm():
     assert [list(g) for g in got] == [list(w) for w in want]
 
 
-def test_numba_backend_gives_the_numpy_scores(abstracts, monkeypatch):
+def test_numba_backend_gives_the_numpy_scores(abstracts, tmp_path):
     pytest.importorskip("numba")
-    from aspectrag.store import bm25_index
+    import subprocess
+    import sys
 
     texts = [d["text"] for d in abstracts[:150]]
-    idx = BM25Index().build(texts, np.arange(150, dtype=np.int64))
-    idx = idx.with_changes(texts[:5], np.arange(200, 205, dtype=np.int64),
-                           np.array([3, 7], dtype=np.int64), generation=1)
     queries = [abstracts[i]["title"] for i in range(4)]
-    numpy_res = idx.search(queries, 10)
-    monkeypatch.setattr(bm25_index, "NUMBA_MIN_DOCS", 1)
-    numba_res = idx.search(queries, 10)
-    assert idx._bm25.backend == "numba"
-    for (r1, s1), (r2, s2) in zip(numpy_res, numba_res, strict=True):
-        assert list(r1) == list(r2)
-        np.testing.assert_allclose(s1, s2, rtol=1e-5)
+    (tmp_path / "in.json").write_text(json.dumps({"texts": texts, "queries": queries}))
+    code = f"""
+import json, numpy as np
+from aspectrag.store import bm25_index
+bm25_index.NUMBA_MIN_DOCS = 1  # before bm25s is imported, as the service does
+d = json.loads(open({str(tmp_path / "in.json")!r}).read())
+idx = bm25_index.BM25Index().build(d["texts"], np.arange(150, dtype=np.int64))
+idx = idx.with_changes(d["texts"][:5], np.arange(200, 205, dtype=np.int64),
+                       np.array([3, 7], dtype=np.int64), generation=1)
+got = idx.search(d["queries"], 10)
+assert idx._bm25.backend == "numba", idx._bm25.backend
+bm25_index.NUMBA_MIN_DOCS = None
+idx._bm25.backend = "numpy"
+want = idx.search(d["queries"], 10)
+for (r1, s1), (r2, s2) in zip(got, want):
+    assert list(r1) == list(r2)
+    np.testing.assert_allclose(s1, s2, rtol=1e-5)
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_command_line_imports_bm25s_without_numba(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom aspectrag.store.bm25_index import tokenize\n"
+            "tokenize(['cats purr'])\nprint('numba' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr[-2000:]

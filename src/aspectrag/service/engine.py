@@ -86,18 +86,19 @@ class Engine:
         self._retrievers: dict[SearchSpec, Retriever] = {}
         self._generators: dict[tuple[str | None, str], Generator] = {}
         self._lock = threading.Lock()
+        from aspectrag.store import bm25_index
+
+        # a long-lived process: BM25 over 100k chunks or more scores with bm25s' numba backend
+        # (its ~8 s compile is paid once; ``store/bm25_index.NUMBA_MIN_DOCS``)
+        bm25_index.NUMBA_MIN_DOCS = 100_000
         from aspectrag.retrieve.factory import available
 
         available()  # load the retriever plugins now: the factory's lazy loading is not thread-safe
 
     # -- reading ----------------------------------------------------------------------------
     def warm_up(self) -> None:
-        """Load the embedder and the derived indexes (so the first request is not slow). A
-        long-lived process: BM25 over 100k chunks or more scores with bm25s' numba backend
-        (compiled here, once; ``store/bm25_index.NUMBA_MIN_DOCS``)."""
-        from aspectrag.store import bm25_index
-
-        bm25_index.NUMBA_MIN_DOCS = 100_000
+        """Load the embedder and the derived indexes (so the first request is not slow; over
+        100k chunks this compiles bm25s' numba scorer, see ``__init__``)."""
         if self.index.store.stats()["chunks"]:
             self.search("warm up", 1, SearchSpec("hybrid"))
 

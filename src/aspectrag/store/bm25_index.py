@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import uuid
 import zipfile
 from collections.abc import Sequence
@@ -50,12 +51,28 @@ def _stemmer():  # type: ignore[no-untyped-def]
     return Stemmer.Stemmer("english")
 
 
+def _bm25s():  # type: ignore[no-untyped-def]
+    """The ``bm25s`` module. Unless numba scoring is wanted in this process
+    (:data:`NUMBA_MIN_DOCS`), bm25s is imported with numba hidden: it would import numba
+    (0.2 s of every command's start) only to offer the backend the command line never uses."""
+    if "bm25s" in sys.modules or NUMBA_MIN_DOCS is not None or "numba" in sys.modules:
+        import bm25s
+
+        return bm25s
+    sys.modules["numba"] = None  # type: ignore[assignment]  # ImportError inside bm25s
+    try:
+        import bm25s
+    finally:
+        del sys.modules["numba"]
+    return bm25s
+
+
 def tokenize(texts: Sequence[str], stemmer=None, *, return_ids: bool = False):  # type: ignore[no-untyped-def]
     """The BM25 tokenisation of every store (bm25s: lower case, English stop words removed,
     Snowball English stemmer): a list of token lists (``return_ids`` False) or bm25s'
     ``Tokenized`` ids and vocabulary. ``stemmer``: a ``Stemmer.Stemmer`` to reuse (one is made
     when None)."""
-    import bm25s
+    bm25s = _bm25s()
 
     return bm25s.tokenize(list(texts), stopwords="en", stemmer=stemmer or _stemmer(),
                           return_ids=return_ids, show_progress=False)
@@ -144,7 +161,7 @@ class BM25Index:
     def build(self, texts: Sequence[str], rowids: np.ndarray, generation: int = -1) -> BM25Index:
         """A new base over ``texts`` (one per chunk) whose store row ids are ``rowids`` (int64,
         shape (n,), ascending), built at ``generation``; the delta is emptied."""
-        import bm25s
+        bm25s = _bm25s()
 
         self.base_rowids = np.asarray(rowids, dtype=np.int64)
         self.base_id, self.base_generation = new_base_id(), generation
@@ -239,10 +256,8 @@ class BM25Index:
         if mask is not None:
             base_w = mask[:nb] if base_w is None else base_w * mask[:nb]
         if NUMBA_MIN_DOCS is not None and self._bm25 is not None and nb >= NUMBA_MIN_DOCS:
-            from importlib.util import find_spec
-
-            if find_spec("numba") is not None:
-                self._bm25.backend = "numba"
+            if getattr(sys.modules["bm25s"], "_retrieve_numba_functional", None) is not None:
+                self._bm25.backend = "numba"  # (not when bm25s was imported without numba)
         out = []
         for q in tokenize(queries, self._stem, return_ids=False):
             rows, scores = [], []
@@ -341,7 +356,7 @@ class BM25Index:
 
     @classmethod
     def _load_base(cls, folder: Path) -> BM25Index | None:
-        import bm25s
+        bm25s = _bm25s()
 
         try:
             meta = _read_meta(folder)
