@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from aspectrag.store.base import DERIVED_IO_LOCK
-from aspectrag.store.segments import alive_after, new_base_id
+from aspectrag.store.segments import alive_after, new_base_id, npz_meta
 
 FORMAT = 2
 
@@ -298,7 +298,7 @@ class BM25Index:
         saved then), else None. ``base``: an index already in memory; when the saved delta
         belongs to its base, only the delta file is read."""
         with DERIVED_IO_LOCK:
-            delta = _delta_meta(_delta_path(folder))
+            delta = npz_meta(_delta_path(folder))
             if base is not None and delta.get("base_id") == base.base_id:
                 out = BM25Index.__new__(BM25Index)
                 out.__dict__.update(base.__dict__)
@@ -396,14 +396,6 @@ class BM25Index:
 
 def _delta_path(folder: Path) -> Path:
     return folder.with_name(folder.name + "-delta.npz")
-
-
-def _delta_meta(path: Path) -> dict:  # type: ignore[type-arg]
-    try:
-        with np.load(path) as z:
-            return json.loads(str(z["meta"]))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return {}
 
 
 def _read_meta(folder: Path) -> dict:  # type: ignore[type-arg]

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from aspectrag.store.base import DERIVED_IO_LOCK
-from aspectrag.store.segments import alive_after, new_base_id
+from aspectrag.store.segments import alive_after, new_base_id, npz_meta
 
 log = logging.getLogger("aspectrag.store")
 _NO_FAISS_NOTED = False
@@ -227,7 +227,7 @@ class DenseIndex:
         atomically, tagged with the base id and ``generation``."""
         with DERIVED_IO_LOCK:
             base = path.with_suffix(".npz")
-            if _meta(base).get("base_id") != self.base_id:
+            if npz_meta(base).get("base_id") != self.base_id:
                 self._save_hnsw(path)
                 _savez(base, vectors=self.base_vectors, rowids=self.base_rowids,
                        meta={"generation": self.base_generation, "base_id": self.base_id})
@@ -262,14 +262,14 @@ class DenseIndex:
         when the saved delta belongs to its base, only the delta file is read."""
         with DERIVED_IO_LOCK:
             try:
-                if base is not None and base.base_id == _meta(_delta_path(path)).get("base_id"):
+                if base is not None and base.base_id == npz_meta(_delta_path(path)).get("base_id"):
                     return base._with_saved_delta(path, generation)
                 with np.load(path.with_suffix(".npz")) as z:
                     meta = json.loads(str(z["meta"]))
                     if "base_id" not in meta:
                         return None  # an older layout: rebuilt once
                     if generation is not None and meta["generation"] != generation and \
-                            _meta(_delta_path(path)).get("generation") != generation:
+                            npz_meta(_delta_path(path)).get("generation") != generation:
                         return None  # neither the base nor its delta is at ``generation``
                     rowids = z["rowids"]
                     graph = _read_hnsw(_hnsw_path(path, meta["base_id"]), len(rowids),
@@ -345,11 +345,3 @@ def _savez(path: Path, meta: dict, **arrays: np.ndarray) -> None:  # type: ignor
     tmp = path.with_name(path.name + f".tmp{os.getpid()}-{uuid.uuid4().hex[:8]}.npz")
     np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
     os.replace(tmp, path)
-
-
-def _meta(npz: Path) -> dict:  # type: ignore[type-arg]
-    try:
-        with np.load(npz) as z:
-            return json.loads(str(z["meta"]))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return {}

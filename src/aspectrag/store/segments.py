@@ -16,8 +16,11 @@ base was built all sort after its rows and a row id never names two different ch
 
 from __future__ import annotations
 
+import json
 import uuid
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -70,3 +73,13 @@ def alive_after(base_rowids: np.ndarray, alive: np.ndarray | None,
     out = np.ones(len(base_rowids), dtype=bool) if alive is None else alive.copy()
     out[hit] = False
     return out
+
+
+def npz_meta(path: Path) -> dict:  # type: ignore[type-arg]
+    """The JSON ``meta`` entry of a saved segment (``.npz``), or ``{}`` when the file is
+    missing or unreadable."""
+    try:
+        with np.load(path) as z:
+            return json.loads(str(z["meta"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return {}

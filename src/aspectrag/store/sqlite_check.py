@@ -25,6 +25,7 @@ import numpy as np
 from aspectrag.store.base import CheckReport
 from aspectrag.store.bm25_index import BM25Index
 from aspectrag.store.dense_index import DenseIndex
+from aspectrag.store.segments import npz_meta
 
 SQLiteStore = Any  # an aspectrag.store.sqlite.SQLiteStore (not imported: sqlite.py imports this)
 
@@ -136,7 +137,7 @@ def _check_derived(store: SQLiteStore, conn: sqlite3.Connection, rep: CheckRepor
             if DenseIndex.load(path, None, store.ann_threshold) is not None:
                 rep.notes.append(f"derived index of space {space!r} is stale: brought up to "
                                  "date on next use")
-            elif _old_layout(lambda path=path: _npz_meta(path.with_suffix(".npz"))):
+            elif _old_layout(lambda path=path: npz_meta(path.with_suffix(".npz"))):
                 rep.notes.append(f"derived index of space {space!r} has an older layout: "
                                  "rebuilt on next use")
             else:
@@ -169,11 +170,6 @@ def _old_layout(read) -> bool:  # type: ignore[no-untyped-def]
         return "generation" in meta and "base_id" not in meta
     except Exception:  # any damage: unreadable
         return False
-
-
-def _npz_meta(npz) -> dict:  # type: ignore[no-untyped-def, type-arg]
-    with np.load(npz) as z:
-        return json.loads(str(z["meta"]))
 
 
 def repair_store(store: SQLiteStore) -> list[str]:
