@@ -112,7 +112,24 @@ def test_export_cache_reused_and_concurrent_export_once(
     e.encode(TEXTS)
     assert len(calls) == 1  # second build reuses the cached export
     leftovers = [p.name for p in (tmp_path / "onnx").iterdir() if p.is_dir()]
-    assert leftovers == [paths[0].parent.name]  # no temp folder left behind
+    assert sorted(leftovers) == sorted([paths[0].parent.name, "digests"])  # no temp folder
+
+
+def test_folder_digest_memo_across_processes(tiny_bert: str, tmp_path: Path) -> None:
+    """The stored digest gives the same key as hashing; a changed file changes the key."""
+    import shutil
+
+    model = str(shutil.copytree(tiny_bert, tmp_path / "model"))
+    kw = {"adapter": None, "layers": (-1,), "precision": "fp32"}
+    plain = onnx_export.export_key(model, **kw)
+    assert onnx_export.export_key(model, cache_dir=tmp_path, **kw) == plain
+    (memo,) = (tmp_path / "onnx" / "digests").iterdir()
+    onnx_export._folder_digest.cache_clear()
+    assert onnx_export.export_key(model, cache_dir=tmp_path, **kw) == plain  # read back
+    cfg = Path(model) / "config.json"
+    cfg.write_text(cfg.read_text() + " ")
+    assert onnx_export.export_key(model, cache_dir=tmp_path, **kw) != plain
+    assert len(list((tmp_path / "onnx" / "digests").iterdir())) == 2 and memo.exists()
 
 
 def test_recorded_runtime_is_followed_and_contradiction_refused(tiny_bert: str) -> None:

@@ -109,17 +109,16 @@ class _OnnxRuntime:
 
     # -- tokenizer -------------------------------------------------------------------------
     @cached_property
-    def _fast(self) -> tuple[Any, Any] | None:
-        """``(batch tokenizer with padding + truncation, plain counting tokenizer)`` from
-        ``tokenizer.json``, or None when the folder has none (then transformers' is used)."""
+    def _fast(self) -> tuple[Any] | None:
+        """``(batch tokenizer with padding + truncation,)`` from ``tokenizer.json``, or None
+        when the folder has none (then transformers' is used). The counting tokenizer is
+        :attr:`_plain`, loaded only when tokens are counted (ingest), not on the query path."""
         path = Path(self.model_path) / "tokenizer.json"
         if not path.exists():
             return None
         from tokenizers import Tokenizer
 
-        batch, plain = Tokenizer.from_file(str(path)), Tokenizer.from_file(str(path))
-        plain.no_truncation()
-        plain.no_padding()
+        batch = Tokenizer.from_file(str(path))
         tc_path = Path(self.model_path) / "tokenizer_config.json"
         tc = json.loads(tc_path.read_text()) if tc_path.exists() else {}
         pad = tc.get("pad_token")
@@ -134,14 +133,24 @@ class _OnnxRuntime:
                              direction=tc.get("padding_side", "right"))
         batch.enable_truncation(max_length=self.max_tokens,
                                 direction=tc.get("truncation_side", "right"))
-        return batch, plain
+        return (batch,)
+
+    @cached_property
+    def _plain(self) -> Any:
+        """The tokenizer of ``tokenizer.json`` without padding or truncation (counting)."""
+        from tokenizers import Tokenizer
+
+        plain = Tokenizer.from_file(str(Path(self.model_path) / "tokenizer.json"))
+        plain.no_truncation()
+        plain.no_padding()
+        return plain
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens of ``text`` without special tokens."""
         fast = self._fast
         if fast is None:
             return HFEmbedder.count_tokens(self, text)  # type: ignore[arg-type]
-        return len(fast[1].encode(text, add_special_tokens=False).ids)
+        return len(self._plain.encode(text, add_special_tokens=False).ids)
 
     def _tokenize_np(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """int64 ``(B, L)`` arrays ``input_ids``, ``attention_mask``, ``token_type_ids``."""
@@ -168,7 +177,7 @@ class _OnnxRuntime:
         from aspectrag.embed.onnx_export import MODEL_FILE, export_key
 
         key = export_key(self.model_path, adapter=self.adapter, layers=layers,
-                         precision=self.runtime.split("-")[1])
+                         precision=self.runtime.split("-")[1], cache_dir=self.cache_dir)
         return (self.cache_dir / "onnx" / key / MODEL_FILE).is_file()
 
     # -- session ---------------------------------------------------------------------------
