@@ -21,6 +21,7 @@ documents change (as a set, and in order), and the largest score change of any s
 coordinate.
 
     python benchmarks/fp16_heads.py [--datasets mrag hotpot] [--scifact] [--json out.json]
+    python benchmarks/fp16_heads.py --latency [--json out.json]   # head product fp16 vs fp32
 """
 
 from __future__ import annotations
@@ -140,6 +141,60 @@ def qrels_run(name: str, idx, queries: dict[str, str], qrels) -> dict:  # type: 
     return out
 
 
+def product_latency(store, queries: list[np.ndarray], rounds: int = 5) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    """Warm latency of the store's batched head search (``vector_search_spaces`` over the 12
+    head spaces, k = 100) with the stacked head matrix held in float32 (what the store does)
+    and in float16 (numpy promotes it to float32 inside every product), same process, same
+    queries; median over ``rounds`` of the mean ms per query."""
+    import time
+
+    from aspectrag.multihead.stats import head_spaces
+
+    spaces = head_spaces(store)
+    key = tuple(spaces)
+
+    def timed() -> float:
+        per = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for q in queries:
+                store.vector_search_spaces([(s, q[g]) for g, s in enumerate(spaces)], 100)
+            per.append((time.perf_counter() - t0) / len(queries) * 1e3)
+        return float(np.median(per))
+
+    store.vector_search_spaces([(s, queries[0][g]) for g, s in enumerate(spaces)], 100)
+    gen, stacked, rowids, live = store._stacks[key]
+    ms32 = timed()
+    store._stacks[key] = (gen, stacked.astype(np.float16), rowids, live)
+    ms16 = timed()
+    store._stacks[key] = (gen, stacked, rowids, live)
+    n = stacked.shape[1]
+    print(f"head search latency ({n} chunks, {len(spaces)} heads, k=100, under load): "
+          f"float32 stack {ms32:.2f} ms/query, float16 stack {ms16:.2f} ms/query, "
+          f"ratio fp16/fp32 {ms16 / ms32:.2f}; head matrix bytes/chunk float32 "
+          f"{stacked[:, 0].nbytes} (in memory, kept), float16 {stacked[:, 0].nbytes // 2} "
+          f"(the SQLite blobs)")
+    return {"chunks": n, "ms_fp32": ms32, "ms_fp16": ms16, "ratio": ms16 / ms32,
+            "bytes_per_chunk_fp32": int(stacked[:, 0].nbytes),
+            "bytes_per_chunk_fp16": int(stacked[:, 0].nbytes // 2), "load": "under load"}
+
+
+def hotpot_latency() -> dict:  # type: ignore[type-arg]
+    """:func:`product_latency` on the HotpotQA index with its 200 questions' head queries."""
+    from multiquery_hotpot import build_index, load
+
+    from aspectrag.multihead.layout import head_queries
+    from aspectrag.multihead.retriever import query_embedder
+    from aspectrag.multihead.stats import load_stats
+
+    rows, corpus = load(DATA / "multihop" / "hotpot.jsonl")
+    idx = build_index(corpus)
+    emb = query_embedder(idx.embedder, idx.store)
+    _, heads = emb.encode_heads([r["question"] for r in rows])
+    qv = head_queries(heads, load_stats(idx.store).centre)
+    return product_latency(idx.store, [np.ascontiguousarray(qv[i]) for i in range(len(qv))])
+
+
 def hotpot() -> dict:  # type: ignore[type-arg]
     from multiquery_hotpot import build_index, load
 
@@ -166,6 +221,8 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=["mrag", "hotpot"],
                     choices=["mrag", "hotpot"])
     ap.add_argument("--scifact", action="store_true", help="also SciFact train (slow build)")
+    ap.add_argument("--latency", action="store_true",
+                    help="only the float16 vs float32 head-matrix product latency (HotpotQA)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -175,6 +232,9 @@ def main() -> None:
     quiet_libraries()
     setup_threads()
     out: dict[str, object] = {}
+    if args.latency:
+        out["latency"] = hotpot_latency()
+        args.datasets, args.scifact = [], False
     if "mrag" in args.datasets:
         out["mrag"] = mrag()
     if "hotpot" in args.datasets:
