@@ -36,6 +36,8 @@ Fields (``section.field``: environment variable, default):
     store.qdrant_api_key: ASPECTRAG_QDRANT_API_KEY, None (API key of a ``qdrant://`` server)
     store.qdrant_url: ASPECTRAG_QDRANT_URL, None (a Qdrant server the tests also run against,
         ``http://HOST:6333``)
+    store.head_dtype: ASPECTRAG_HEAD_DTYPE, ``float16`` (storage dtype of the per-head vectors
+        of NEW indexes: ``float16`` or ``float32``; an existing index keeps its own)
     embedder.path: ASPECTRAG_EMBEDDER, None (= bundled all-MiniLM-L6-v2)
     embedder.adapter: ASPECTRAG_EMBEDDER_ADAPTER, None (LoRA adapter folder)
     embedder.heads: ASPECTRAG_HEADS, true (per-head vectors at ingest, Multi-Head RAG)
@@ -138,11 +140,13 @@ class IndexSettings:
 
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
-    """Store backends: the API key sent to a ``qdrant://`` server (None: no key), and the
-    URL of a Qdrant server the store tests also run against (None: local mode only)."""
+    """Store backends: the API key sent to a ``qdrant://`` server (None: no key), the
+    URL of a Qdrant server the store tests also run against (None: local mode only), and the
+    storage dtype of the per-head vectors of new indexes (``store/vector_codec.py``)."""
 
     qdrant_api_key: str | None = _env("QDRANT_API_KEY")
     qdrant_url: str | None = _env("QDRANT_URL")
+    head_dtype: str = _env("HEAD_DTYPE", "float16")
 
 
 @dataclass(frozen=True, slots=True)

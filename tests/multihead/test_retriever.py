@@ -41,12 +41,12 @@ def _corpus(tmp_path):  # type: ignore[no-untyped-def]
     return folder
 
 
-def _index(tmp_path, model, **emb_opts):  # type: ignore[no-untyped-def]
+def _index(tmp_path, model, head_dtype=None, **emb_opts):  # type: ignore[no-untyped-def]
     from aspectrag.config import ChunkingConfig
     from aspectrag.ingest.pipeline import make_splitter
 
     tmp_path.mkdir(parents=True, exist_ok=True)  # opening a store creates nothing
-    store = SQLiteStore(tmp_path / "index")
+    store = SQLiteStore(tmp_path / "index", head_dtype=head_dtype)
     emb = MultiHeadEmbedder(model, batch_size=8, **emb_opts)
     folder = _corpus(tmp_path)
     rep = ingest(
@@ -221,3 +221,22 @@ def test_batched_space_search_equals_one_by_one(tmp_path, tiny_model) -> None:  
     for (pos, vals), row in zip(top_k_rows(scores, 10), scores, strict=True):
         np.testing.assert_array_equal(vals, np.sort(row)[::-1][:10])
         np.testing.assert_array_equal(row[pos], vals)
+
+
+def test_float16_heads_rank_as_float32(tmp_path, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    """A new index (float16 head vectors) and one built with ``head_dtype="float32"`` give the
+    the same top 3 here (18 chunks; vote totals may differ where rounding swaps a chunk's
+    rank in one head), and the same head statistics within float16 rounding."""
+    half, emb, _ = _index(tmp_path / "h", tiny_model)
+    full, _, _ = _index(tmp_path / "f", tiny_model, head_dtype="float32")
+    assert half.vector_dtype("head0") == "float16" and full.vector_dtype("head0") == "float32"
+    st16, st32 = HeadStats.from_json(half.get_meta(STATS_KEY)), HeadStats.from_json(
+        full.get_meta(STATS_KEY))
+    np.testing.assert_allclose(st16.centre, st32.centre, rtol=2e-3, atol=1e-4)
+    queries = ["baked sponge cake", "legions by the river", "ships and cranes", "queen piece"]
+    for votes in ("unweighted", "importance", "distance"):
+        a = MultiHeadRetriever(half, emb, votes=votes).retrieve_batch(queries, 5)
+        b = MultiHeadRetriever(full, emb, votes=votes).retrieve_batch(queries, 5)
+        for x, y in zip(a, b, strict=True):
+            names = [[h.chunk.chunk_id.split("/docs/")[1] for h in r[:3]] for r in (x, y)]
+            assert names[0] == names[1], votes

@@ -38,6 +38,7 @@ from aspectrag.multihead.layout import (
     MultiHeadConfig,
     head_space,
     head_spaces_of,
+    is_head_space,
 )
 from aspectrag.store.base import Store, StoreWriter
 
@@ -280,7 +281,12 @@ class HeadStatsTracker:
             self.changed = True
 
     def added(self, vectors: Mapping[str, np.ndarray]) -> None:
-        """Add the head vectors of freshly embedded chunks (an embedder output)."""
+        """Add the head vectors of freshly embedded chunks (an embedder output), as the store
+        will read them back (``as_stored``: rounded to float16 in a float16 index, so that
+        removing the chunks later subtracts exactly what was added)."""
+        as_stored = getattr(self.store, "as_stored", None)
+        if as_stored is not None:
+            vectors = as_stored({k: v for k, v in vectors.items() if is_head_space(k)})
         st = HeadStats.of_vectors(vectors)
         if st is None:
             return

@@ -82,7 +82,7 @@ import atexit
 import logging
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,7 @@ from aspectrag.store.qdrant_model import (
     visible,
 )
 from aspectrag.store.qdrant_terms import TermWeigher
+from aspectrag.store.vector_codec import as_stored, new_index_dtypes
 from aspectrag.types import Chunk, Document, Section
 
 log = logging.getLogger("aspectrag.store")
@@ -211,8 +212,11 @@ class QdrantStore:
     """
 
     def __init__(self, location: str, *, readonly: bool = False, api_key: str | None = None,
-                 timeout: float = 60.0, client: Any = None) -> None:
+                 timeout: float = 60.0, client: Any = None,
+                 head_dtype: str | None = None) -> None:
         self.location = location
+        self.head_dtype = head_dtype  # of new collections' head vectors (store/vector_codec.py)
+        self._dtypes: dict[str, str] | None = None
         self.readonly = readonly
         scheme, base, self.collection = parse_location(location)
         self.meta_collection = self.collection + META_SUFFIX
@@ -342,13 +346,39 @@ class QdrantStore:
         if c.collection_exists(self.collection):
             c.delete_collection(self.collection)
         dist = {"ip": models.Distance.DOT, "cosine": models.Distance.COSINE}
+        dense = [s for s in specs if s.kind == "dense"]
+        half = new_index_dtypes([s.name for s in dense], self.head_dtype)
         c.create_collection(
             self.collection,
-            vectors_config={s.name: models.VectorParams(size=s.dim, distance=dist[s.distance])
-                            for s in specs if s.kind == "dense"},
+            vectors_config={s.name: models.VectorParams(
+                size=s.dim, distance=dist[s.distance],
+                datatype=models.Datatype.FLOAT16 if s.name in half else None)
+                for s in dense},
             sparse_vectors_config={SPARSE: models.SparseVectorParams(
                 modifier=models.Modifier.IDF)})
         self._indexes(self.collection)
+        self._dtypes = None
+
+    def vector_dtypes(self) -> dict[str, str] | None:
+        """``{space: "float16"}`` for the named vectors whose collection datatype is FLOAT16
+        ({}: all float32, e.g. a collection created before head vectors were float16); None
+        while the collection does not exist (its first write decides)."""
+        if self._dtypes is None:
+            if not self._exists(self.collection):
+                return None
+            have = self.client.get_collection(self.collection).config.params.vectors or {}
+            self._dtypes = {name: "float16" for name, p in (have.items() if isinstance(
+                have, dict) else []) if p.datatype == models.Datatype.FLOAT16}
+        return self._dtypes
+
+    def as_stored(self, vectors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``vectors`` as this collection reads them back (float16 named vectors rounded); the
+        writer sends these values, so that local mode (which keeps float32) and a server
+        (which stores float16) return the same numbers."""
+        dtypes = self.vector_dtypes()
+        if dtypes is None:
+            dtypes = new_index_dtypes(list(vectors), self.head_dtype)
+        return as_stored(vectors, dtypes)
 
     def _indexes(self, name: str) -> None:
         if self.local:  # local mode ignores payload indexes (and warns)

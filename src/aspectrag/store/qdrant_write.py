@@ -148,10 +148,10 @@ class QdrantWriter:
                    if self.avgdl is not None else None)
         keys = source_keys(doc.source)
         points, ids = [], []
+        stored = self.store.as_stored(vectors)  # float16 named vectors: rounded here
         for i, ch in enumerate(chunks):
             pid = point_id("chunk", ch.chunk_id, self.write_id)
-            vec: dict[str, Any] = {s: np.asarray(a[i], dtype=np.float32).tolist()
-                                   for s, a in vectors.items()}
+            vec: dict[str, Any] = {s: a[i].tolist() for s, a in stored.items()}
             if weights is None:
                 self._deferred.append((pid, tokens[i]))
             elif weights[i][0]:

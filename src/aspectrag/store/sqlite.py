@@ -65,8 +65,10 @@ from aspectrag.store.sqlite_write import (
     SQLiteWriter,
     create_schema,
     inferred_spaces,
+    recorded_dtypes,
     recorded_spaces,
 )
+from aspectrag.store.vector_codec import DTYPES_KEY, as_stored, decode, itemsize, new_index_dtypes
 from aspectrag.types import Chunk, Document
 
 log = logging.getLogger("aspectrag.store")
@@ -78,7 +80,7 @@ _CHUNK_COLS = (
 )
 
 
-_OWN_META = ("generation", "schema_version", "spaces", "next_chunk_row")
+_OWN_META = ("generation", "schema_version", "spaces", "next_chunk_row", DTYPES_KEY)
 """The meta rows the store keeps for itself (not index metadata: ``meta_keys`` leaves them out)."""
 
 
@@ -109,6 +111,10 @@ class SQLiteStore:
         path: index folder (created by the first write).
         readonly: open for reading only: no file is created or changed, ``writer()`` raises.
         ann_threshold: chunk count from which unfiltered dense search uses FAISS HNSW.
+        head_dtype: storage dtype of the head spaces when this store creates the index's
+            spaces (``float16`` / ``float32``; None: the ``store.head_dtype`` setting). An
+            existing index keeps the dtypes it records (``store/vector_codec.py``); searches
+            always compute in float32.
 
     Raises:
         AspectragError: if ``path`` exists but is not an aspectrag index folder.
@@ -119,8 +125,9 @@ class SQLiteStore:
                               CAP_TRANSACTIONS, CAP_CHECK})
 
     def __init__(self, path: str | Path, *, readonly: bool = False,
-                 ann_threshold: int = 50_000) -> None:
+                 ann_threshold: int = 50_000, head_dtype: str | None = None) -> None:
         self.path = Path(path)
+        self.head_dtype = head_dtype
         self.location = str(path)
         self.readonly = readonly
         if self.path.exists() and not self.path.is_dir():
@@ -291,7 +298,7 @@ class SQLiteStore:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as e:
                 raise store_error(self.location, e) from None
-            w = SQLiteWriter(conn, self.location)
+            w = SQLiteWriter(conn, self.location, self.head_dtype)
             try:
                 yield w
                 if w.changed:
@@ -387,6 +394,29 @@ class SQLiteStore:
     def vector_spaces(self) -> list[str]:
         return [s.name for s in self.spaces()]
 
+    def vector_dtypes(self) -> dict[str, str] | None:
+        """``{space: dtype}`` of the spaces not stored as float32 ({}: all float32, e.g. an
+        index written before dtypes were recorded); None while the index has no spaces yet
+        (its first write decides, ``store/vector_codec.py``)."""
+        conn = self._conn()
+        dtypes = recorded_dtypes(conn)
+        if dtypes or recorded_spaces(conn) or conn.execute(
+                "SELECT 1 FROM vectors LIMIT 1").fetchone():
+            return dtypes
+        return None
+
+    def vector_dtype(self, space: str) -> str:
+        """Storage dtype of ``space``: ``float32`` or ``float16``."""
+        return (self.vector_dtypes() or {}).get(space, "float32")
+
+    def as_stored(self, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``vectors`` (an embedder output) as this index will read them back once written:
+        float32, float16 spaces rounded (what the head statistics must add)."""
+        dtypes = self.vector_dtypes()
+        if dtypes is None:
+            dtypes = new_index_dtypes(list(vectors), self.head_dtype)
+        return as_stored(vectors, dtypes)
+
     def get_vectors(self, space: str, chunk_ids: Sequence[str]) -> np.ndarray:
         if not chunk_ids:
             return np.zeros((0, 0), np.float32)
@@ -400,7 +430,8 @@ class SQLiteStore:
         missing = [c for c in ids if c not in rows]
         if missing:
             raise KeyError(f"no '{space}' vectors for chunk ids {missing[:5]}")
-        return np.stack([np.frombuffer(rows[c], dtype=np.float32) for c in ids])
+        dtype = self.vector_dtype(space)
+        return np.stack([decode(rows[c], dtype) for c in ids])
 
     # -- derived indexes ---------------------------------------------------------------------
     def bm25_index(self, generation: int | None = None) -> BM25Index:
@@ -491,7 +522,7 @@ class SQLiteStore:
                 rows = [r for r in self._conn().execute(
                     "SELECT chunk, vec FROM vectors WHERE chunk >= ? AND space = ? ORDER BY chunk",
                     (int(change.added[0]), space)) if r[0] in wanted]
-            return prev.with_changes(_matrix(rows, prev.dim),
+            return prev.with_changes(_matrix(rows, prev.dim, self.vector_dtype(space)),
                                      np.array([r[0] for r in rows], dtype=np.int64),
                                      change.removed, gen)
         # streamed into one preallocated matrix: a fetchall() plus a join held the vectors
@@ -503,11 +534,13 @@ class SQLiteStore:
                               self.ann_threshold, gen)
         cur = conn.execute("SELECT chunk, vec FROM vectors WHERE space=? ORDER BY chunk", (space,))
         first = cur.fetchone()
-        mat = np.empty((n, len(first[1]) // 4), np.float32)
+        dtype = self.vector_dtype(space)
+        raw = np.float16 if dtype == "float16" else np.float32
+        mat = np.empty((n, len(first[1]) // itemsize(dtype)), np.float32)  # float32 in memory
         rowids = np.empty(n, np.int64)
         for i, (row, blob) in enumerate(itertools.chain([first], cur)):
             rowids[i] = row
-            mat[i] = np.frombuffer(blob, dtype=np.float32)
+            mat[i] = np.frombuffer(blob, dtype=raw)
         return DenseIndex(mat, rowids, self.ann_threshold, gen)
 
     def refresh(self) -> None:
@@ -681,11 +714,13 @@ class SQLiteStore:
         return cached[1], cached[2], cached[3]
 
 
-def _matrix(rows: Sequence[tuple[int, bytes]], dim: int = 0) -> np.ndarray:
-    """Float32 ``(len(rows), d)`` from ``(row id, blob)`` rows (``(0, dim)`` when empty)."""
+def _matrix(rows: Sequence[tuple[int, bytes]], dim: int = 0,
+            dtype: str = "float32") -> np.ndarray:
+    """Float32 ``(len(rows), d)`` from ``(row id, blob)`` rows of storage ``dtype`` (``(0,
+    dim)`` when empty)."""
     if not rows:
         return np.zeros((0, dim), np.float32)
-    mat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+    mat = decode(b"".join(r[1] for r in rows), dtype)
     return mat.reshape(len(rows), -1)
 
 
@@ -748,7 +783,7 @@ def _guarded(fn):  # type: ignore[no-untyped-def]
 
 
 for _name in ("fingerprint", "sources", "stats", "get_chunks", "iter_chunks", "get_document",
-              "get_meta", "meta_keys", "spaces", "get_vectors", "bm25_index", "dense_index", "refresh",
+              "get_meta", "meta_keys", "spaces", "vector_dtypes", "as_stored", "get_vectors", "bm25_index", "dense_index", "refresh",
               "keyword_search", "vector_search", "vector_search_spaces"):
     setattr(SQLiteStore, _name, _guarded(getattr(SQLiteStore, _name)))
 SQLiteStore.generation = property(_guarded(SQLiteStore.generation.fget))  # type: ignore[method-assign, assignment]

@@ -26,6 +26,7 @@ from aspectrag.store.base import CheckReport
 from aspectrag.store.bm25_index import BM25Index
 from aspectrag.store.dense_index import DenseIndex
 from aspectrag.store.segments import npz_meta
+from aspectrag.store.vector_codec import decode, itemsize
 
 SQLiteStore = Any  # an aspectrag.store.sqlite.SQLiteStore (not imported: sqlite.py imports this)
 
@@ -93,16 +94,19 @@ def _check_contents(store: SQLiteStore, conn: sqlite3.Connection, rep: CheckRepo
                             "repaired: " + _reingest(store))
         rep.repairable = False
     specs = store.spaces()
-    rep.notes.append("vector spaces: " + (", ".join(f"{s.name} ({s.dim} dims, {s.distance})"
-                                                     for s in specs) or "none"))
+    dtypes = {s.name: store.vector_dtype(s.name) for s in specs}
+    rep.notes.append("vector spaces: " + (", ".join(
+        f"{s.name} ({s.dim} dims, {s.distance}, {dtypes[s.name]})" for s in specs) or "none"))
     stored = {r[0]: (r[1], r[2], r[3]) for r in conn.execute(
         "SELECT space, COUNT(*), MIN(length(vec)), MAX(length(vec)) FROM vectors GROUP BY space")}
     for s in specs:
         count, lo, hi = stored.pop(s.name, (0, None, None))
-        if n_chunks and (count != n_chunks or lo != 4 * s.dim or hi != 4 * s.dim):
+        size = itemsize(dtypes[s.name]) * s.dim
+        if n_chunks and (count != n_chunks or lo != size or hi != size):
             rep.problems.append(
                 f"space {s.name!r}: {count} vectors for {n_chunks} chunks, sizes {lo}-{hi} "
-                f"bytes (declared {s.dim} float32); cannot be repaired: " + _reingest(store))
+                f"bytes (declared {s.dim} {dtypes[s.name]}); cannot be repaired: "
+                + _reingest(store))
             rep.repairable = False
     for name in stored:
         rep.problems.append(f"vectors of undeclared space {name!r}; cannot be repaired: "
@@ -151,12 +155,12 @@ def _check_derived(store: SQLiteStore, conn: sqlite3.Connection, rep: CheckRepor
                                 "vectors; `aspectrag repair` rebuilds it")
             continue
         live = np.flatnonzero(dn.live)
+        dtype = store.vector_dtype(space)
         sample = np.unique(np.linspace(0, len(rows) - 1, min(len(rows), 64)).astype(int))
         for pos in sample:
             blob = conn.execute("SELECT vec FROM vectors WHERE chunk=? AND space=?",
                                 (rows[pos], space)).fetchone()[0]
-            if not np.array_equal(np.frombuffer(blob, dtype=np.float32),
-                                  dn.vectors[live[pos]]):
+            if not np.array_equal(decode(blob, dtype), dn.vectors[live[pos]]):
                 rep.problems.append(f"derived index of space {space!r} differs from the stored "
                                     "vectors; `aspectrag repair` rebuilds it")
                 break

@@ -6,7 +6,10 @@ versions (``meta.schema_version``):
 1. (no key) chunk ids were ``"<doc_id>#<i>"`` -- two BEIR corpus files sharing an ``_id``
    collided; vector spaces were not recorded.
 2. chunk ids are ``chunk_key(source, i)`` = ``"<source>#<i>"``; the declared spaces are in
-   ``meta.spaces`` (JSON list of :class:`SpaceSpec` dicts).
+   ``meta.spaces`` (JSON list of :class:`SpaceSpec` dicts). Since issue 13.6, without a
+   schema change: ``meta.vector_dtypes`` (JSON ``{space: "float16"}``, written with the
+   spaces of a new index) names the spaces whose blobs are float16; every other blob is
+   float32, as in every index written before (``store/vector_codec.py``).
 
 Migration runs in one transaction on the first write open of an older index.
 """
@@ -21,6 +24,7 @@ import numpy as np
 
 from aspectrag.errors import IndexMismatchError
 from aspectrag.store.base import SpaceSpec, check_vectors
+from aspectrag.store.vector_codec import DTYPES_KEY, encode, new_index_dtypes
 from aspectrag.types import Chunk, Document
 
 SCHEMA_VERSION = 2
@@ -103,6 +107,13 @@ def inferred_spaces(conn: sqlite3.Connection) -> list[SpaceSpec]:
         "SELECT space, length(vec) FROM vectors WHERE chunk=? ORDER BY space", (row[0],))]
 
 
+def recorded_dtypes(conn: sqlite3.Connection) -> dict[str, str]:
+    """``{space: dtype}`` of the spaces not stored as float32 (``meta.vector_dtypes``; {} when
+    absent: an index written before dtypes were recorded is float32 throughout)."""
+    row = conn.execute("SELECT value FROM meta WHERE key=?", (DTYPES_KEY,)).fetchone()
+    return {} if row is None else {str(k): str(v) for k, v in json.loads(row[0]).items()}
+
+
 def recorded_spaces(conn: sqlite3.Connection) -> list[SpaceSpec] | None:
     """The declared spaces from ``meta.spaces``, or None when not recorded."""
     row = conn.execute("SELECT value FROM meta WHERE key='spaces'").fetchone()
@@ -113,12 +124,17 @@ def recorded_spaces(conn: sqlite3.Connection) -> list[SpaceSpec] | None:
 
 class SQLiteWriter:
     """Mutations inside one transaction (see :meth:`SQLiteStore.writer`); implements
-    :class:`aspectrag.store.base.StoreWriter`."""
+    :class:`aspectrag.store.base.StoreWriter`. ``head_dtype``: storage dtype of the head
+    spaces if this transaction creates the index's spaces (None: the ``store.head_dtype``
+    setting); an index whose spaces exist keeps its recorded dtypes."""
 
-    def __init__(self, conn: sqlite3.Connection, location: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, location: str,
+                 head_dtype: str | None = None) -> None:
         self.conn = conn
         self.location = location
         self.changed = False
+        self.head_dtype = head_dtype
+        self._dtypes = recorded_dtypes(conn)
         row = conn.execute("SELECT value FROM meta WHERE key='next_chunk_row'").fetchone()
         top = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks").fetchone()[0]
         self._next_row = max(int(row[0]) if row else 0, int(top))
@@ -134,6 +150,10 @@ class SQLiteWriter:
             if specs:
                 self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('spaces', ?)",
                                   (json.dumps([s.to_dict() for s in specs]),))
+                self._dtypes = new_index_dtypes(
+                    [s.name for s in specs if s.kind == "dense"], self.head_dtype)
+                if self._dtypes:
+                    self.set_meta(DTYPES_KEY, json.dumps(self._dtypes, sort_keys=True))
             self._dims = {s.name: s.dim for s in specs}
             return
         if sorted(recorded, key=lambda s: s.name) != sorted(specs, key=lambda s: s.name):
@@ -173,6 +193,8 @@ class SQLiteWriter:
              json.dumps([[s.start, s.end, s.page, s.heading] for s in doc.sections]),
              len(doc.text)))
         doc_row = cur.lastrowid
+        stored = {space: encode(arr, self._dtypes.get(space, "float32"))
+                  for space, arr in vectors.items()}
         for i, ch in enumerate(chunks):
             try:
                 self.conn.execute(
@@ -187,8 +209,7 @@ class SQLiteWriter:
             crow, self._next_row = self._next_row, self._next_row + 1
             self.conn.executemany(
                 "INSERT INTO vectors (chunk, space, vec) VALUES (?,?,?)",
-                [(crow, space, np.ascontiguousarray(arr[i], dtype=np.float32).tobytes())
-                 for space, arr in vectors.items()])
+                [(crow, space, arr[i].tobytes()) for space, arr in stored.items()])
         # chunk row ids only grow, even past deleted ones: derived indexes tell added rows
         # from kept ones by row id (store/segments.py)
         self.set_meta("next_chunk_row", str(self._next_row))

@@ -161,10 +161,16 @@ class StoreContract:
         for spec in SPACES:
             stored = store.get_vectors(spec.name, ids)
             assert stored.shape == (12, spec.dim) and stored.dtype == np.float32
-            np.testing.assert_allclose(stored[:3], vectors_for(3, 0)[spec.name], rtol=1e-6)
+            given = vectors_for(3, 0)
+            # a store may keep a space in float16 (the head spaces of a new index,
+            # store/vector_codec.py): it reads back exactly what ``as_stored`` says
+            as_stored = getattr(store, "as_stored", None)
+            want = as_stored(given)[spec.name] if as_stored is not None else given[spec.name]
+            np.testing.assert_allclose(stored[:3], want, rtol=1e-6)
+            np.testing.assert_allclose(stored[:3], given[spec.name], rtol=1e-3, atol=1e-4)
             hit = store.vector_search(spec.name, stored[4:6], 2)
             assert [h[0].chunk_id for h in hit] == ids[4:6]
-            assert hit[0][0].score == pytest.approx(1.0, abs=1e-5)
+            assert hit[0][0].score == pytest.approx(float(stored[4] @ stored[4]), rel=1e-5)
             assert hit[0][0].score >= hit[0][1].score
         searches = [(s.name, store.get_vectors(s.name, ids[7:8])) for s in SPACES]
         batched = store.vector_search_spaces(searches, 3)
