@@ -8,7 +8,8 @@ the index: an index written before dtypes were recorded is float32 throughout an
 
 Why float16 for the heads only: measured on development data (``benchmarks/fp16_heads.py``),
 rounding the head vectors ``[v/|v|, 1/|v|]`` to float16 (relative error <= 2^-11) changed the
-MRAG Wikipedia v1 and HotpotQA figures by less than 0.002 with CIs covering 0, and halves the
+MRAG Wikipedia v1 and HotpotQA figures by at most 0.0023 (most by < 0.001), every paired-
+bootstrap CI covering 0, and halves the
 bytes they take in the SQLite file (12 x 33 floats: 1,584 -> 792 bytes per chunk). Searches
 read the values back as float32 (numpy has no fast float16 product: a float16 head matrix
 multiplied 8x slower on the development machine), so the in-memory matrices and the derived
