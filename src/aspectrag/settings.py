@@ -43,6 +43,8 @@ Fields (``section.field``: environment variable, default):
     embedder.heads: ASPECTRAG_HEADS, true (per-head vectors at ingest, Multi-Head RAG)
     embedder.runtime: ASPECTRAG_EMBEDDER_RUNTIME, None (= ``torch`` for a new index, the
         recorded one for an existing index); ``torch``, ``onnx-int8``, ``onnx-fp32``, ``auto``
+    retrieval.multiquery_late_chunking: ASPECTRAG_MULTIQUERY_LATE_CHUNKING, false (multi-query
+        sub-queries that are spans of the question pooled from its token vectors)
     chunking.chunk_size / chunk_overlap: ASPECTRAG_CHUNK_SIZE / ASPECTRAG_CHUNK_OVERLAP,
         128 / 16 embedder tokens
     llm.base_url / model / api_key: ASPECTRAG_LLM_BASE_URL / _MODEL / _API_KEY, None
@@ -166,6 +168,15 @@ class EmbedderSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RetrievalSettings:
+    """Retrieval: ``multiquery_late_chunking`` -- multi-query (and ``auto``) sub-queries that
+    are spans of the question are pooled from the question's token vectors instead of encoded
+    alone (late chunking; ``retrieve/multiquery.py``, ``embed/late.py``)."""
+
+    multiquery_late_chunking: bool = _env("MULTIQUERY_LATE_CHUNKING", False)
+
+
+@dataclass(frozen=True, slots=True)
 class ChunkingSettings:
     """Chunking, in *tokens of the embedder*: at most 128 tokens with 16 overlap by default
     (the bundled MiniLM truncates at 256 and was trained on short inputs). Chosen on development
@@ -265,6 +276,7 @@ class Settings:
     index: IndexSettings = field(default_factory=IndexSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     chunking: ChunkingSettings = field(default_factory=ChunkingSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
     service: ServiceSettings = field(default_factory=ServiceSettings)

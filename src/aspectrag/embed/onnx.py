@@ -27,6 +27,7 @@ import numpy as np
 from aspectrag.embed.base import TextKind
 from aspectrag.embed.batching import length_batches
 from aspectrag.embed.hf import HFEmbedder
+from aspectrag.embed.late import SpanPlan, active_plan, forward_texts, pool_rows, span_rows
 from aspectrag.errors import ConfigError
 from aspectrag.multihead.embedder import MultiHeadEmbedder
 
@@ -152,24 +153,33 @@ class _OnnxRuntime:
             return HFEmbedder.count_tokens(self, text)  # type: ignore[arg-type]
         return len(self._plain.encode(text, add_special_tokens=False).ids)
 
-    def _tokenize_np(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """int64 ``(B, L)`` arrays ``input_ids``, ``attention_mask``, ``token_type_ids``."""
+    def _tokenize_np(self, texts: Sequence[str], offsets: bool = False) -> dict[str, np.ndarray]:
+        """int64 ``(B, L)`` arrays ``input_ids``, ``attention_mask``, ``token_type_ids``; with
+        ``offsets`` also ``offsets`` int64 ``(B, L, 2)``, each token's character range
+        (``start == end`` for special and padding tokens)."""
         fast = self._fast
         if fast is None:
             from aspectrag.embed.hf import tokenizer_lock
 
             tok = self.tokenizer  # type: ignore[attr-defined]
             with tokenizer_lock(tok):
-                enc = tok(list(texts), padding=True, truncation=True,
-                          max_length=self.max_tokens, return_tensors="np")
-            return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+                enc = tok(list(texts), padding=True, truncation=True, max_length=self.max_tokens,
+                          return_tensors="np", return_offsets_mapping=offsets)
+            out = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+            if offsets:
+                out["offsets"] = out.pop("offset_mapping")
+            return out
         with self._tok_lock:
             encs = fast[0].encode_batch(list(texts))
-        return {
+        out = {
             "input_ids": np.array([e.ids for e in encs], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
             "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64),
         }
+        if offsets:
+            out["offsets"] = np.array([e.offsets for e in encs], dtype=np.int64).reshape(
+                len(encs), -1, 2)
+        return out
 
     def export_ready(self, layers: Sequence[int] = (-1,)) -> bool:
         """True when the export tapping ``layers`` is already in the cache (so opening a
@@ -225,12 +235,57 @@ class _OnnxRuntime:
     def _forward(self, texts: Sequence[str], layers: Sequence[int]
                  ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """``(last_hidden_state (B, L, D), mask (B, L), [head context (B, L, H*dh)] per layer)``."""
+        hidden, enc, ctxs = self._run(texts, layers, offsets=False)
+        return hidden, enc["attention_mask"], ctxs
+
+    def _run(self, texts: Sequence[str], layers: Sequence[int], *, offsets: bool
+             ) -> tuple[np.ndarray, dict[str, np.ndarray], list[np.ndarray]]:
+        """``(last_hidden_state (B, L, D), the tokenizer's arrays, [head context] per layer)``."""
         sess = self.session(layers)
-        enc = self._tokenize_np(texts)
+        enc = self._tokenize_np(texts, offsets=offsets)
         names = {i.name for i in sess.get_inputs()}
         feeds = {k: v for k, v in enc.items() if k in names}
         outs = sess.run(None, feeds)
-        return outs[0], enc["attention_mask"], list(outs[1:])
+        return outs[0], enc, list(outs[1:])
+
+    # -- late chunking (embed/late.py) -----------------------------------------------------
+    def _late_pool(
+        self, texts: Sequence[str], plan: SpanPlan, layers: list[int], poolings: list[str],
+        dense_pooling: str,
+    ) -> tuple[np.ndarray, dict[tuple[int, str], np.ndarray], list[int]]:
+        """Encode ``texts`` with ``plan``'s sub-queries pooled from their questions' tokens
+        (one forward pass per distinct question or other text, in length batches).
+
+        Returns ``(dense, heads, plain)``: ``dense`` float32 ``(n, dim)`` L2-normalised,
+        ``heads[(layer, pooling)]`` float32 ``(n, H*dh)`` unnormalised (empty without
+        ``layers``' head taps), and the positions of planned texts whose span fell in the
+        truncated part of the question: their rows are zero, the caller encodes them alone.
+        """
+        fwd, src = forward_texts(texts, plan)
+        states: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = [None] * len(fwd)  # type: ignore[list-item]
+        for idx in length_batches(fwd, self.batch_size):
+            hidden, enc, ctxs = self._run([fwd[j] for j in idx], layers, offsets=True)
+            for b, j in enumerate(idx):
+                keep = np.flatnonzero(enc["attention_mask"][b])
+                states[j] = (hidden[b, keep], enc["offsets"][b, keep], [c[b, keep] for c in ctxs])
+        n = len(texts)
+        dense = np.zeros((n, self.dim), dtype=np.float32)
+        heads: dict[tuple[int, str], np.ndarray] = {}
+        plain: list[int] = []
+        for i, t in enumerate(texts):
+            hid, offs, ctxs = states[src[i]]
+            rows: np.ndarray | None = np.arange(len(hid))
+            if fwd[src[i]] != t:
+                rows = span_rows(offs, plan.spans[t][1], specials=plan.specials)
+                if rows is None:
+                    plain.append(i)
+                    continue
+            dense[i] = pool_rows(hid, rows, dense_pooling)
+            for ly, ctx in zip(layers[: len(ctxs)], ctxs, strict=True):
+                for p in poolings:
+                    buf = heads.setdefault((ly, p), np.zeros((n, ctx.shape[-1]), np.float32))
+                    buf[i] = pool_rows(ctx, rows, p)
+        return _normalize(dense), heads, plain
 
 
 class OnnxEmbedder(_OnnxRuntime, HFEmbedder):
@@ -256,7 +311,16 @@ class OnnxEmbedder(_OnnxRuntime, HFEmbedder):
     def encode(
         self, texts: Sequence[str], *, kind: TextKind = "document", show_progress: bool = False
     ) -> Mapping[str, np.ndarray]:
-        """Embed ``texts`` -> ``{"dense": float32 (len(texts), dim)}``, rows L2-normalised."""
+        """Embed ``texts`` -> ``{"dense": float32 (len(texts), dim)}``, rows L2-normalised.
+
+        Queries inside a :func:`~aspectrag.embed.late.late_chunking` block: the planned
+        sub-queries are mean-pooled from their question's token vectors (late chunking)."""
+        plan = active_plan() if kind == "query" else None
+        if plan is not None and any(t in plan.spans for t in texts):
+            dense, _, plain = self._late_pool(texts, plan, [-1], [], "mean")
+            if plain:
+                dense[plain] = self.encode([texts[i] for i in plain])["dense"]
+            return {"dense": dense}
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return {"dense": out}
@@ -298,6 +362,37 @@ class OnnxMultiHeadEmbedder(_OnnxRuntime, MultiHeadEmbedder):
     def head_dim(self) -> int:
         cfg = self.hf_config
         return int(cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"])
+
+    def encode_raw(
+        self,
+        texts: Sequence[str],
+        *,
+        layers: Sequence[int] | None = None,
+        poolings: Sequence[str] | None = None,
+        show_progress: bool = False,
+    ) -> tuple[np.ndarray, dict[tuple[int, str], np.ndarray]]:
+        """:meth:`MultiHeadEmbedder.encode_raw`; inside a
+        :func:`~aspectrag.embed.late.late_chunking` block (queries only) the planned
+        sub-queries are pooled from their question's token vectors, bypassing the raw cache:
+        dense and mean / last-pooled heads over the span's tokens; a ``"cls"``-pooled head
+        has no span of its own, so it gets the question's (the multi-query retriever does not
+        plan late chunking over a multi-head base). Only with mean dense pooling."""
+        plan = active_plan()
+        if plan is None or self.dense_pooling != "mean" or not any(t in plan.spans for t in texts):
+            return super().encode_raw(texts, layers=layers, poolings=poolings,
+                                      show_progress=show_progress)
+        lys = list(layers) if layers is not None else [self.layer]
+        pls = list(poolings) if poolings is not None else [self.pooling]
+        dense, flat, plain = self._late_pool(texts, plan, lys, pls, "mean")
+        n, h, dh = len(texts), self.num_heads, self.head_dim
+        heads = {(ly, p): flat[(ly, p)].reshape(n, h, dh) if (ly, p) in flat
+                 else np.zeros((n, h, dh), np.float32) for ly in lys for p in pls}
+        if plain:
+            d2, h2 = super().encode_raw([texts[i] for i in plain], layers=lys, poolings=pls)
+            dense[plain] = d2
+            for key, v in h2.items():
+                heads[key][plain] = v
+        return dense, heads
 
     def _encode_raw(
         self, texts: Sequence[str], layers: list[int], poolings: list[str], show_progress: bool

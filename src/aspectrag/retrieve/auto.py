@@ -164,18 +164,21 @@ def build_auto(
     query_depth: int | None = None,
     rrf_depth: int | None = None,
     workers: int = 1,
+    late_chunking: str | None = None,
 ) -> AutoRetriever:
     """Factory entry ``auto``: an :class:`AutoRetriever` over the retriever ``base`` (default
     hybrid) with the rule-based generator (``pieces``: ``"paragraphs+sentences+clauses+prf"``
     style, default :data:`~aspectrag.retrieve.query_gen.rules.DEFAULT_PIECES`; PRF feedback
     from BM25 over the same index). Routing always uses the rules, never an LLM (no model
-    call per question).
+    call per question). ``late_chunking``: see
+    :class:`~aspectrag.retrieve.multiquery.MultiQueryRetriever`; None follows the
+    ``retrieval.multiquery_late_chunking`` setting.
 
     Raises:
         ValueError: an unknown rule piece or a negative anchor.
     """
     from aspectrag.retrieve.bm25 import BM25Retriever
-    from aspectrag.retrieve.multiquery import DEFAULT_RRF_DEPTH
+    from aspectrag.retrieve.multiquery import DEFAULT_RRF_DEPTH, late_chunking_mode
     from aspectrag.retrieve.query_gen.rules import DEFAULT_PIECES, RuleBasedQueryGenerator
 
     chosen = tuple(pieces.split("+")) if pieces else DEFAULT_PIECES
@@ -184,10 +187,12 @@ def build_auto(
         base, generator, anchor_single=anchor_single, anchor_clauses=anchor_clauses,
         depth=query_depth, rrf_depth=DEFAULT_RRF_DEPTH if rrf_depth is None else rrf_depth,
         workers=workers,
+        late_chunking=late_chunking_mode() if late_chunking is None else late_chunking,
     )
 
 
 build_auto.OPTIONS = (  # type: ignore[attr-defined]
     "anchor_single", "anchor_clauses", "pieces", "query_depth", "rrf_depth", "workers",
+    "late_chunking",
 )
 """Options of the ``auto`` table entry (besides ``base`` and the base's own options)."""

@@ -5,11 +5,14 @@ Method (ALGORITHMS.md section 1): LangChain's ``MultiQueryRetriever`` and RAG-Fu
 default), weighted reciprocal rank fusion (Cormack, Clarke & Büttcher 2009; c = 60, 1-based
 ranks) instead of an unordered union, a final top-k, results deduplicated by chunk id, one
 batched base search for all queries (query embeddings computed in one batch), fusion weights
-that really apply, and each hit saying which queries found it at which rank.
+that really apply, and each hit saying which queries found it at which rank. Optionally
+(``late_chunking``), the sub-queries that are pieces of the question are pooled from the question's own token vectors
+(late chunking, Günther et al. 2024; :mod:`aspectrag.embed.late`) instead of encoded alone.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import time
@@ -17,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from aspectrag.embed.late import LATE_MODES, SpanPlan, plan_spans
+from aspectrag.embed.late import late_chunking as pooled_spans
 from aspectrag.retrieve.base import Retriever
 from aspectrag.retrieve.fusion import reciprocal_rank_fusion
 from aspectrag.retrieve.query_gen.base import QueryGenerator, SubQuery
@@ -26,6 +31,14 @@ log = logging.getLogger("aspectrag.multiquery")
 
 DEFAULT_RRF_DEPTH = 3
 """Ranks per query fused first (see ``MultiQueryRetriever``); chosen on MRAG Wikipedia v1."""
+DEFAULT_LATE_MODE = "spans"
+"""Which sub-queries the ``retrieval.multiquery_late_chunking`` setting pools from the
+question (:data:`aspectrag.embed.late.LATE_MODES`). The setting is off by default: measured
+(benchmarks/late_chunking.py, results/late_chunking.txt) late chunking lowers MRAG Wikipedia
+v1 W@a (hybrid -0.018 [-0.029, -0.008], dense -0.056 [-0.073, -0.038]; the sentences of a
+multi-aspect story pooled in context blur into the story), keeps HotpotQA both@10 within the
+CI (-0.005 [-0.015, 0]) and cuts multi-query cost only from 2.71x to 2.51x (spans) / 2.35x
+(subsequences) of one query (under load): few rule variants are spans of the question."""
 
 
 def _key(text: str) -> str:
@@ -54,6 +67,12 @@ class MultiQueryRetriever:
         workers: > 1 splits the base search into that many batches run in a thread pool (and
             generates the queries of several questions in parallel in ``retrieve_batch``); 1
             runs one batch, so query embeddings are computed in one forward pass.
+        late_chunking: ``"spans"`` or ``"subsequences"``: sub-queries whose words are a run
+            (or an in-order subsequence) of the question's are mean-pooled from the
+            question's token vectors, one forward pass shared with the question (late
+            chunking, :mod:`aspectrag.embed.late`; ONNX query embedders only, others encode
+            them alone); None or ``"off"`` (default) encodes every query alone. Not applied over a
+            multi-head base (CLS-pooled heads have no span of their own).
 
     Attributes:
         name: ``"multiquery(<base name>)"``.
@@ -76,7 +95,12 @@ class MultiQueryRetriever:
         c: float = 60.0,
         max_queries: int | None = None,
         workers: int = 1,
+        late_chunking: str | None = None,
     ) -> None:
+        if late_chunking in ("off", "none", ""):
+            late_chunking = None
+        if late_chunking is not None and late_chunking not in LATE_MODES:
+            raise ValueError(f"late_chunking {late_chunking!r} unknown; use one of {LATE_MODES}")
         if original_weight < 0 or any(w < 0 for w in (weights or {}).values()):
             raise ValueError("multi-query weights must be >= 0")
         if depth is not None and depth < 1:
@@ -93,6 +117,8 @@ class MultiQueryRetriever:
         self.c = c
         self.max_queries = max_queries
         self.workers = max(1, workers)
+        base_name = str(getattr(base, "name", ""))
+        self.late_chunking = None if base_name.startswith(("multihead", "split")) else late_chunking
         self.name = f"multiquery({getattr(base, 'name', type(base).__name__)})"
 
     # -- query planning -------------------------------------------------------------------
@@ -127,16 +153,30 @@ class MultiQueryRetriever:
         return out
 
     # -- searching ------------------------------------------------------------------------
+    def span_plan(self, questions: Sequence[str], plans: Sequence[Sequence[SubQuery]]
+                  ) -> SpanPlan | None:
+        """The late-chunking plan of planned questions (None when ``late_chunking`` is off)."""
+        if self.late_chunking is None:
+            return None
+        pairs = [(question, q.text) for question, plan in zip(questions, plans, strict=True)
+                 for q in plan]
+        return plan_spans(pairs, self.late_chunking)
+
     def _search(
-        self, texts: list[str], depth: int, sources: Sequence[str] | None
+        self, texts: list[str], depth: int, sources: Sequence[str] | None,
+        spans: SpanPlan | None = None,
     ) -> list[list[Hit]]:
+        def one(batch: list[str]) -> list[list[Hit]]:
+            with pooled_spans(spans):
+                return self.base.retrieve_batch(batch, depth, sources)
+
         if self.workers <= 1 or len(texts) <= 1:
-            return self.base.retrieve_batch(texts, depth, sources)
+            return one(texts)
         n = min(self.workers, len(texts))
         size = -(-len(texts) // n)
         shards = [texts[i : i + size] for i in range(0, len(texts), size)]
         with ThreadPoolExecutor(max_workers=len(shards)) as pool:
-            parts = pool.map(lambda s: self.base.retrieve_batch(s, depth, sources), shards)
+            parts = pool.map(lambda s: contextvars.copy_context().run(one, s), shards)
             return [run for part in parts for run in part]
 
     def fuse(self, queries: Sequence[SubQuery], runs: Sequence[Sequence[Hit]], k: int) -> list[Hit]:
@@ -182,13 +222,18 @@ class MultiQueryRetriever:
         return out
 
     def retrieve_planned(
-        self, plans: Sequence[Sequence[SubQuery]], k: int = 10, sources: Sequence[str] | None = None
+        self, plans: Sequence[Sequence[SubQuery]], k: int = 10, sources: Sequence[str] | None = None,
+        questions: Sequence[str] | None = None,
     ) -> list[list[Hit]]:
-        """Search already planned queries (one plan per question) in one base batch and fuse."""
+        """Search already planned queries (one plan per question) in one base batch and fuse.
+        ``questions`` (one per plan; default: each plan's first query) anchor late chunking."""
         depth = self.depth or max(k, 10)
         unique = list(dict.fromkeys(q.text for plan in plans for q in plan))
+        if questions is None:
+            questions = [plan[0].text if plan else "" for plan in plans]
+        spans = self.span_plan(questions, plans)
         t0 = time.perf_counter()
-        runs = dict(zip(unique, self._search(unique, depth, sources), strict=True))
+        runs = dict(zip(unique, self._search(unique, depth, sources, spans), strict=True))
         log.debug("multi-query: %d base searches in %.3f s", len(unique), time.perf_counter() - t0)
         return [self.fuse(plan, [runs[q.text] for q in plan], k) for plan in plans]
 
@@ -228,7 +273,7 @@ class MultiQueryRetriever:
                 "; ".join(f"[{q.origin} w={q.weight:g}] {q.text[:80]}" for q in plan),
             )
         t1 = time.perf_counter()
-        fused = self.retrieve_planned(plans, k, sources)
+        fused = self.retrieve_planned(plans, k, sources, queries)
         timings = {"plan": t1 - t0, "retrieve": time.perf_counter() - t1}
         base = getattr(self.base, "name", type(self.base).__name__)
         return [
@@ -256,6 +301,7 @@ def build_multiquery(
     query_depth: int | None = None,
     rrf_depth: int | None = DEFAULT_RRF_DEPTH,
     workers: int = 1,
+    late_chunking: str | None = None,
 ) -> MultiQueryRetriever:
     """Factory entry ``multiquery``: a :class:`MultiQueryRetriever` over the retriever ``base``.
 
@@ -271,6 +317,8 @@ def build_multiquery(
         query_weights: multipliers by query origin (``weights`` of the retriever).
         query_depth: hits per query from the base (``depth`` of the retriever).
         rrf_depth: see :class:`MultiQueryRetriever`.
+        late_chunking: see :class:`MultiQueryRetriever`; None follows the
+            ``retrieval.multiquery_late_chunking`` setting (:func:`late_chunking_mode`).
 
     Raises:
         aspectrag.errors.ConfigError / LoadError: bad generator spec / replay file.
@@ -289,11 +337,20 @@ def build_multiquery(
         depth=query_depth,
         rrf_depth=rrf_depth,
         workers=workers,
+        late_chunking=late_chunking_mode() if late_chunking is None else late_chunking,
     )
+
+
+def late_chunking_mode() -> str | None:
+    """:data:`DEFAULT_LATE_MODE` when the ``retrieval.multiquery_late_chunking`` setting is
+    on, else None."""
+    from aspectrag.settings import get_settings
+
+    return DEFAULT_LATE_MODE if get_settings().retrieval.multiquery_late_chunking else None
 
 
 build_multiquery.OPTIONS = (  # type: ignore[attr-defined]
     "queries", "queries_from", "n_queries", "keep_original", "original_weight", "query_weights",
-    "query_depth", "rrf_depth", "workers",
+    "query_depth", "rrf_depth", "workers", "late_chunking",
 )
 """Options of the ``multiquery`` table entry (besides ``base`` and the base's own options)."""
