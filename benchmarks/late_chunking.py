@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from multiquery_hotpot import DATA, build_index, load  # noqa: E402
-from multiquery_latency import three_variants  # noqa: E402
+from multiquery_latency import Recorded, three_variants  # noqa: E402
 
 MODES = {"separate": None, "late-spans": "spans", "late-subseq": "subsequences"}
 
@@ -133,15 +133,6 @@ def cost(idx, emb, questions, bases, repeat: int, k: int = 10) -> None:  # type:
     from aspectrag.retrieve.factory import build_retriever
     from aspectrag.retrieve.multiquery import MultiQueryRetriever
     from aspectrag.retrieve.query_gen.rules import RuleBasedQueryGenerator
-
-    class Recorded:
-        name = "recorded"
-
-        def __init__(self, table: dict) -> None:  # type: ignore[type-arg]
-            self.table = table
-
-        def generate(self, question: str) -> list:  # type: ignore[type-arg]
-            return self.table[question]
 
     gen = RuleBasedQueryGenerator(("clauses", "keywords", "prf"), feedback=BM25Retriever(idx.store))
     rec = Recorded({q: three_variants(gen, q) for q in questions})

@@ -41,6 +41,18 @@ def three_variants(gen, question: str) -> list:  # type: ignore[no-untyped-def]
     return qs
 
 
+class Recorded:
+    """A query generator that replays precomputed ``SubQuery`` lists (origins kept)."""
+
+    name = "recorded"
+
+    def __init__(self, table: dict) -> None:  # type: ignore[type-arg]
+        self.table = table
+
+    def generate(self, question: str) -> list:  # type: ignore[type-arg]
+        return self.table[question]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--bases", nargs="+", default=["bm25", "dense", "hybrid"])
@@ -55,15 +67,6 @@ def main() -> None:
     from aspectrag.retrieve.bm25 import BM25Retriever
     from aspectrag.retrieve.multiquery import MultiQueryRetriever
     from aspectrag.retrieve.query_gen.rules import RuleBasedQueryGenerator
-
-    class Recorded:
-        name = "recorded"
-
-        def __init__(self, table: dict) -> None:  # type: ignore[type-arg]
-            self.table = table
-
-        def generate(self, question: str) -> list:  # type: ignore[type-arg]
-            return self.table[question]
 
     setup_threads()
     rows, corpus = load(path)
