@@ -89,6 +89,10 @@ def test_twin_vectors_equal_torch_and_explicit_torch_is_respected(tmp_path, env,
     assert prepare_query_twin(torch_emb.name, heads=True)
     twin = build_embedder(recorded=torch_emb.name, heads=True, for_queries=True)
     assert type(twin).__name__ == "OnnxMultiHeadEmbedder" and twin.name == torch_emb.name
+    # the session is opened in the background as the twin is built (overlaps BM25 loading)
+    layers = (twin.layer,)
+    twin.preload(layers).join(timeout=60)
+    assert layers in twin._sessions
     texts = ["Cakes are baked desserts.", "The Battle of the Isère River was fought in 121 BC."]
     a, b = torch_emb.encode(texts, kind="query"), twin.encode(texts, kind="query")
     assert set(a) == set(b)

@@ -91,7 +91,10 @@ def query_twin(model_path: str | None, *, recorded: str | None, heads: bool,
     if recorded is not None and twin.name != recorded:
         return None  # another model: the torch path reports the mismatch
     layers = [twin.layer] if heads else [-1]  # type: ignore[attr-defined]
-    return twin if twin.export_ready(layers) else None  # type: ignore[attr-defined]
+    if not twin.export_ready(layers):  # type: ignore[attr-defined]
+        return None
+    twin.preload(layers)  # type: ignore[attr-defined]  # overlaps BM25 / vector loading
+    return twin
 
 
 def prepare_query_twin(recorded: str | None, *, heads: bool) -> bool:
