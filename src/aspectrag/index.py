@@ -53,7 +53,10 @@ class Index:
         embedder: embedder to use (default: the bundled all-MiniLM-L6-v2); must match the one
             that built the index.
         store: a ready :class:`~aspectrag.store.base.Store` (default: SQLite store in ``path``).
-        chunking: chunk size / overlap in embedder tokens.
+        chunking: chunk size / overlap in embedder tokens (default: the settings). An index
+            records its chunking at its first ingest and later ingests keep it; an explicit
+            ``chunking`` that differs from the record raises ConfigError on ingest
+            (:mod:`aspectrag.ingest.chunking`).
         readonly: open the store for reading only (ingest/remove raise ``StoreError``).
         embedder_factory: a picklable zero-argument callable that builds ``embedder`` (default:
             the bundled model in the index's layout); the Ray engine builds one embedder per
@@ -101,6 +104,7 @@ class Index:
         self._store = store
         self.for_queries = for_queries
         self.chunking = chunking or get_settings().chunking
+        self.chunking_explicit = chunking is not None
 
     @cached_property
     def store(self) -> Store:
@@ -157,22 +161,26 @@ class Index:
                 installed (``pip install 'aspectrag[ray]'``).
         """
         from aspectrag.errors import ConfigError
+        from aspectrag.ingest.chunking import ChunkingRecorder, resolve_chunking
 
         items = [s if isinstance(s, Document) else str(s) for s in sources] + list(documents)
+        chunking = resolve_chunking(self.store, self.chunking, explicit=self.chunking_explicit,
+                                    location=self.location)
+        splitter = make_splitter(self.embedder, chunking)
+        hooks = [*self._hooks(self.embedder), ChunkingRecorder(self.store, chunking)]
         if engine == "ray":
             from aspectrag.ingest.ray_engine import ingest_ray
 
             return ingest_ray(self.store, self.embedder, self.embedder_factory, items,
                               address=ray_address, workers=workers, glob=glob,
-                              splitter=make_splitter(self.embedder, self.chunking),
-                              progress=progress, hooks=self._hooks(self.embedder), wait=wait,
+                              splitter=splitter, progress=progress, hooks=hooks, wait=wait,
                               on_wait=on_wait, on_progress=on_progress,
                               max_file_bytes=max_file_bytes, allow_hosts=allow_hosts)
         if engine != "inprocess":
             raise ConfigError(f"unknown ingest engine '{engine}': use inprocess or ray")
         return _ingest(self.store, self.embedder, items, glob=glob,
-                       splitter=make_splitter(self.embedder, self.chunking), progress=progress,
-                       hooks=self._hooks(self.embedder), wait=wait, on_wait=on_wait, on_progress=on_progress,
+                       splitter=splitter, progress=progress, hooks=hooks, wait=wait,
+                       on_wait=on_wait, on_progress=on_progress,
                        max_file_bytes=max_file_bytes, allow_hosts=allow_hosts)
 
     def crawl(self, seeds: Sequence[str], **options: Any) -> CrawlReport:

@@ -95,9 +95,11 @@ def ingest(
     index: IndexOpt = DEFAULT_INDEX,
     glob: Annotated[str | None, typer.Option(help="Only files matching this pattern, e.g. '*.pdf'.")] = None,
     chunk_size: Annotated[int | None, typer.Option(
-        help="Chunk size in embedder tokens (default: the chunking setting, 128).")] = None,
+        help="Chunk size in embedder tokens (default: the index's recorded chunking, else "
+             "the chunking setting, 128).")] = None,
     chunk_overlap: Annotated[int | None, typer.Option(
-        help="Chunk overlap in embedder tokens (default: the chunking setting, 16).")] = None,
+        help="Chunk overlap in embedder tokens (default: the index's recorded chunking, else "
+             "the chunking setting, 16).")] = None,
     embedder_adapter: AdapterOpt = None,
     runtime: RuntimeOpt = None,
     token_cache: Annotated[bool, typer.Option(
@@ -122,8 +124,10 @@ def ingest(
     if engine not in ("inprocess", "ray"):
         fail(f"--engine {engine}: unknown ingest engine; use inprocess or ray")
     idx = open_index(index, embedder_adapter)
-    idx.chunking = settings().replace(
-        chunking={"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}).chunking
+    if chunk_size is not None or chunk_overlap is not None:  # else the index's own chunking
+        idx.chunking = settings().replace(
+            chunking={"chunk_size": chunk_size, "chunk_overlap": chunk_overlap}).chunking
+        idx.chunking_explicit = True
     try:
         rep = idx.ingest(sources, glob=glob, progress=sys.stderr.isatty(), wait=not no_wait,
                          on_wait=lambda m: console.print(m, highlight=False, soft_wrap=True),
@@ -177,11 +181,16 @@ def remove(source: Annotated[str, typer.Argument(help="File, folder, URL or corp
 def stats(index: IndexOpt = DEFAULT_INDEX,
           sources: Annotated[bool, typer.Option("--sources", help="List the sources.")] = False) -> None:
     """Show what the index holds."""
+    from aspectrag.ingest.chunking import recorded_chunking
+
     idx = open_index(index, must_exist=True)
     try:
         s = idx.store.stats()
+        ch = recorded_chunking(idx.store)
+        chunking = f"{ch.chunk_size}/{ch.chunk_overlap} tokens" if ch else "not recorded"
         out.print(f"{index}: {s['documents']} documents, {s['chunks']} chunks, embedder "
-                  f"{idx.store.get_meta('embedder')}, vector spaces {idx.store.vector_spaces()}")
+                  f"{idx.store.get_meta('embedder')}, chunking {chunking}, vector spaces "
+                  f"{idx.store.vector_spaces()}")
         if sources:
             for src in idx.store.sources():
                 out.print(src, highlight=False)
