@@ -70,3 +70,15 @@ def test_multi_aspect_is_plain_multi_query_and_the_decision_is_reported() -> Non
 def test_negative_anchor_is_refused() -> None:
     with pytest.raises(ValueError, match="anchors"):
         AutoRetriever(TableRetriever(TABLE), None, anchor_single=-1)
+
+
+def test_default_anchor_is_the_same_for_both_one_sentence_routes() -> None:
+    from aspectrag.retrieve.auto import DEFAULT_ANCHOR_CLAUSES, DEFAULT_ANCHOR_SINGLE
+
+    auto = AutoRetriever(TableRetriever(TABLE), RuleBasedQueryGenerator())
+    plan = [SubQuery("Were A and B of the same nationality?", 1.0, "original"),
+            SubQuery("Were A of the same nationality?", 1.0, "clauses"),
+            SubQuery("Were B of the same nationality?", 1.0, "clauses")]
+    r = auto.route(plan)
+    assert r.route == "clauses" and r.anchor == DEFAULT_ANCHOR_CLAUSES == DEFAULT_ANCHOR_SINGLE
+    assert "keeps the first 5 places" in r.reason

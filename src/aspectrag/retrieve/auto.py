@@ -21,6 +21,19 @@ other-aspect passage found by an expansion query still enters the top k (HotpotQ
 questions). The thresholds and ``m`` were chosen on development data: SciFact train queries,
 HotpotQA and MRAG Wikipedia v1 (``benchmarks/routing_dev.py``; figures in the README).
 
+Signals that did not help (session 10, issue 15; ``benchmarks/routing_signals.py`` on SciFact
+train and HotpotQA, ``results/routing/s10_signals_analysis.txt``): on SciFact train only 68 of
+703 single-aspect questions change at all under anchoring (36 lose, 32 gain against hybrid),
+and losers and gainers have the same hybrid score shape (top-1 0.91 / 0.93, top-1 minus top-2
+0.13 / 0.16, top-1 minus 10th 0.51 / 0.50), PRF agreement (5.9 / 5.8 shared documents in the
+first 10) and length (12.7 / 12.6 words). The HotpotQA gains of the expansion come from
+*confident* questions (top-1 minus 10th 0.26-0.86), so "anchor more when confident" gives
+them back (0.905 -> 0.885-0.895). The best of about 200 gated rules (feature x threshold x
+anchor) gained +0.0007 on SciFact train, a selection effect, and none kept HotpotQA. A lower
+PRF weight (0.25-0.5) costs HotpotQA 0.010-0.015; anchoring whole documents instead of chunks
+(5 documents) is -0.0014 [-0.0027, -0.0003] on SciFact train. So the single-aspect rule
+stays a fixed anchor of 5 chunks.
+
 The decision is returned with every search: ``SearchResult.info["route"]`` =
 ``{"route", "reason", "anchor"}`` and the same dict under ``"route"`` in each hit's provenance.
 """
@@ -42,8 +55,14 @@ CLAUSE_ORIGINS = frozenset({"clauses"})
 
 DEFAULT_ANCHOR_SINGLE = 5
 """Places kept for the question's own ranking on a single-aspect question (development data)."""
-DEFAULT_ANCHOR_CLAUSES = 3
-"""Places kept for the question's own ranking on a clause / enumeration question."""
+DEFAULT_ANCHOR_CLAUSES = 5
+"""Places kept for the question's own ranking on a clause / enumeration question: the same 5
+as :data:`DEFAULT_ANCHOR_SINGLE` (one anchor for every one-sentence question). Chosen on
+development data at 128/16-token chunks (session 10, ``benchmarks/routing_signals.py``,
+``results/routing/s10_*``): SciFact train nDCG@10 auto 0.7371 (anchor 3) -> 0.7379 (anchor 5;
++0.0008 [+0.0002, +0.0017] paired bootstrap; the 105 clause questions are the only ones
+changed), HotpotQA both@10 0.905 unchanged, MRAG unchanged (every MRAG question routes
+multi-aspect); anchor 5 was also >= 3 at the earlier 224/32 chunks (0.7327 vs 0.7324)."""
 
 
 @dataclass(frozen=True, slots=True)
