@@ -202,19 +202,21 @@ class _OnnxRuntime:
             return sess
 
     def preload(self, layers: Sequence[int] = (-1,)) -> threading.Thread:
-        """Open the session tapping ``layers`` (and load the tokenizer) in a background daemon
-        thread and return it. ONNX Runtime releases the GIL while it reads and prepares the
+        """Open the session tapping ``layers`` (and load the tokenizer) in a background thread
+        and return it. ONNX Runtime releases the GIL while it reads and prepares the
         graph (0.25-0.35 s for MiniLM here), so a command that loads BM25 and the vectors in
         the meantime does not wait for the model; :meth:`session` waits for the thread's open
         (same lock). A failure in the thread is dropped: the next :meth:`session` call opens
-        again and raises it."""
+        again and raises it. The thread is not a daemon: a process that ends before the open
+        is done (a BM25-only search, an early error) waits for it, because interpreter
+        shutdown under a running ONNX Runtime session constructor aborts the process."""
 
         def work() -> None:
             with contextlib.suppress(Exception):
                 _ = self._fast
                 self.session(layers)
 
-        th = threading.Thread(target=work, name="aspectrag-onnx-preload", daemon=True)
+        th = threading.Thread(target=work, name="aspectrag-onnx-preload")
         th.start()
         return th
 
