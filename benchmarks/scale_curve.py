@@ -27,7 +27,10 @@ neighbourhood structure); their recall is also measured (``--uniform-recall``, o
 ``DenseIndex`` up to 200k). Neither is real embedding data: the recall figures bracket, not
 measure, recall on real MiniLM vectors.
 
-    python benchmarks/scale_curve.py --sizes 10000 100000 1000000 [--head-hnsw N]
+    python benchmarks/scale_curve.py --sizes 10000 100000 1000000 [--head-hnsw N] [--numba-min-docs N]
+
+BM25 scores with bm25s' numba backend from ``--numba-min-docs`` chunks (default 100k), as the
+HTTP service does; ``--numba-min-docs 0`` measures the command line's numpy backend.
 Results: benchmarks/results/scale/scale_curve.json, .txt and .png.
 """
 
@@ -325,9 +328,13 @@ def child_query(args: argparse.Namespace, save) -> None:  # type: ignore[no-unty
     dense = mix["dense"].sample(rng, len(texts))
     heads = np.stack([mix[f"head{h}"].sample(rng, len(texts)) for h in range(N_HEADS)], axis=1)
     emb = FixedQueryEmbedder(texts, dense, heads)
+    if args.numba_min_docs:  # BM25 scoring as the HTTP service does (``service/engine.py``)
+        from aspectrag.store import bm25_index
+
+        bm25_index.NUMBA_MIN_DOCS = args.numba_min_docs
     store = SQLiteStore(args.index, readonly=True)
     res: dict[str, Any] = {"chunks": store.stats()["chunks"], "queries": len(texts),
-                           "mem_open": mem_mb()}
+                           "mem_open": mem_mb(), "bm25_numba_min_docs": args.numba_min_docs}
     t = time.perf_counter()
     store.refresh()  # load BM25 and every space's vectors from derived/ (as the service does)
     res["load_derived_seconds"] = time.perf_counter() - t
@@ -383,6 +390,7 @@ def run_child(role: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
            "--spread-cos", str(args.spread_cos)]
     cmd += ["--head-hnsw", str(args.head_hnsw)] if args.head_hnsw is not None else []
     cmd += ["--uniform-recall"] if args.uniform_recall else []
+    cmd += ["--numba-min-docs", str(args.numba_min_docs)]
     t = time.perf_counter()
     p = subprocess.Popen(cmd)
     _, status, ru = os.wait4(p.pid, 0)
@@ -451,6 +459,9 @@ def main() -> None:
     ap.add_argument("--spread-cos", type=float, default=0.6)
     ap.add_argument("--head-hnsw", type=int, help="build at most N head HNSW graphs (time)")
     ap.add_argument("--uniform-recall", action="store_true")
+    ap.add_argument("--numba-min-docs", type=int, default=100_000,
+                    help="score BM25 with bm25s' numba backend from this many chunks, as the "
+                         "HTTP service does (0: numpy always, as the command line does)")
     ap.add_argument("--load", default="under load", help="label: quiet / under load")
     ap.add_argument("--work", type=Path, default=Path("/tmp/scale_curve"))
     ap.add_argument("--keep", action="store_true", help="keep the indexes in --work")

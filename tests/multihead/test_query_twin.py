@@ -89,8 +89,18 @@ def test_twin_vectors_equal_torch_and_explicit_torch_is_respected(tmp_path, env,
     assert prepare_query_twin(torch_emb.name, heads=True)
     twin = build_embedder(recorded=torch_emb.name, heads=True, for_queries=True)
     assert type(twin).__name__ == "OnnxMultiHeadEmbedder" and twin.name == torch_emb.name
-    # the session is opened in the background as the twin is built (overlaps BM25 loading)
+    # the session opens in the background once a retriever that encodes queries is built
+    # (overlapping BM25 loading); a BM25-only retriever does not open it
+    from aspectrag.retrieve.factory import build_retriever
+    from aspectrag.store.sqlite import SQLiteStore
+
     layers = (twin.layer,)
+    assert twin.query_layers == layers
+    store = SQLiteStore(tmp_path / "idx")
+    build_retriever("bm25", store, twin)
+    assert not getattr(twin, "_preloading", False)
+    build_retriever("dense", store, twin)
+    assert twin._preloading
     twin.preload(layers).join(timeout=60)
     assert layers in twin._sessions
     texts = ["Cakes are baked desserts.", "The Battle of the Isère River was fought in 121 BC."]

@@ -93,7 +93,9 @@ def query_twin(model_path: str | None, *, recorded: str | None, heads: bool,
     layers = [twin.layer] if heads else [-1]  # type: ignore[attr-defined]
     if not twin.export_ready(layers):  # type: ignore[attr-defined]
         return None
-    twin.preload(layers)  # type: ignore[attr-defined]  # overlaps BM25 / vector loading
+    # the session opens in the background once a retriever that encodes queries is built
+    # (``retrieve.factory.build_retriever``), overlapping BM25 / vector loading
+    twin.query_layers = tuple(layers)  # type: ignore[attr-defined]
     return twin
 
 

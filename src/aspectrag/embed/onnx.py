@@ -71,6 +71,9 @@ class _OnnxRuntime:
     runtime: str
     threads: int
     cache_dir: Path
+    query_layers: tuple[int, ...] | None = None
+    """Set by :func:`aspectrag.embed.factory.query_twin`: the layers whose session
+    :meth:`start_preload` opens (None: it does nothing)."""
 
     def _init_onnx(self, runtime: str, threads: int | None, cache_dir: Path | None) -> None:
         if runtime not in ONNX_RUNTIMES:
@@ -219,6 +222,14 @@ class _OnnxRuntime:
         th = threading.Thread(target=work, name="aspectrag-onnx-preload")
         th.start()
         return th
+
+    def start_preload(self) -> None:
+        """:meth:`preload` the query session of a query twin (:attr:`query_layers`), once;
+        called by the retriever factory for retrievers that encode queries, so a BM25-only
+        search neither opens nor waits for a session it never uses."""
+        if self.query_layers is not None and not getattr(self, "_preloading", False):
+            self._preloading = True
+            self.preload(self.query_layers)
 
     def _open(self, layers: tuple[int, ...]) -> Any:
         from aspectrag.extras import optional_import

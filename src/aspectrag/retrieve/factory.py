@@ -50,6 +50,9 @@ class RetrieverEntry:
             the factory builds that retriever first (with the options this entry does not
             declare) and passes it to the builder under the same option name.
         default_base: the wrapped retriever when ``wraps`` is not given.
+        encodes_queries: whether the retriever itself embeds queries (False: BM25; a wrapping
+            entry encodes through its base). When True, building it starts the embedder's
+            background session open if it has one (``start_preload``: the ONNX query twin).
     """
 
     name: str
@@ -59,6 +62,7 @@ class RetrieverEntry:
     extra: str | None = None
     wraps: str | None = None
     default_base: str = "hybrid"
+    encodes_queries: bool = True
 
 
 _MH = "aspectrag.multihead.retriever:MultiHeadRetriever"
@@ -67,7 +71,8 @@ _NO_HEAD_VOTES = {"centre": False, "dense_weight": 0.0}
 RETRIEVERS: dict[str, RetrieverEntry] = {
     e.name: e
     for e in [
-        RetrieverEntry("bm25", "aspectrag.retrieve.bm25:BM25Retriever", "Okapi BM25"),
+        RetrieverEntry("bm25", "aspectrag.retrieve.bm25:BM25Retriever", "Okapi BM25",
+                       encodes_queries=False),
         RetrieverEntry("dense", "aspectrag.retrieve.dense:DenseRetriever", "bi-encoder"),
         RetrieverEntry("hybrid", "aspectrag.retrieve.hybrid:HybridRetriever",
                        "BM25 + dense, convex combination or RRF"),
@@ -163,6 +168,8 @@ def build_retriever(name: str, store: Store, embedder: Embedder, **options: Any)
         unknown = sorted(set(options) - set(own))
         if unknown:
             raise ConfigError(_unknown(name, unknown, own))
+        if entry.encodes_queries and callable(start := getattr(embedder, "start_preload", None)):
+            start()
         return builder(store, embedder, **{**entry.preset, **options})
     base = options.pop(entry.wraps, None) or entry.default_base
     if not isinstance(base, str):
