@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -163,25 +164,30 @@ class Index:
         from aspectrag.errors import ConfigError
         from aspectrag.ingest.chunking import ChunkingRecorder, resolve_chunking
 
-        items = [s if isinstance(s, Document) else str(s) for s in sources] + list(documents)
-        chunking = resolve_chunking(self.store, self.chunking, explicit=self.chunking_explicit,
-                                    location=self.location)
-        splitter = make_splitter(self.embedder, chunking)
-        hooks = [*self._hooks(self.embedder), ChunkingRecorder(self.store, chunking)]
-        if engine == "ray":
-            from aspectrag.ingest.ray_engine import ingest_ray
-
-            return ingest_ray(self.store, self.embedder, self.embedder_factory, items,
-                              address=ray_address, workers=workers, glob=glob,
-                              splitter=splitter, progress=progress, hooks=hooks, wait=wait,
-                              on_wait=on_wait, on_progress=on_progress,
-                              max_file_bytes=max_file_bytes, allow_hosts=allow_hosts)
-        if engine != "inprocess":
+        if engine not in ("inprocess", "ray"):
             raise ConfigError(f"unknown ingest engine '{engine}': use inprocess or ray")
-        return _ingest(self.store, self.embedder, items, glob=glob,
-                       splitter=splitter, progress=progress, hooks=hooks, wait=wait,
-                       on_wait=on_wait, on_progress=on_progress,
-                       max_file_bytes=max_file_bytes, allow_hosts=allow_hosts)
+        items = [s if isinstance(s, Document) else str(s) for s in sources] + list(documents)
+        t0 = time.perf_counter()
+        # the chunking is decided under the writer lock (re-entrant: the pipeline takes it
+        # again), so two ingests into a new index cannot each record their own chunking
+        with self.store.write_lock(wait=wait, on_wait=on_wait):
+            waited = time.perf_counter() - t0
+            chunking = resolve_chunking(self.store, self.chunking,
+                                        explicit=self.chunking_explicit, location=self.location)
+            splitter = make_splitter(self.embedder, chunking)
+            hooks = [*self._hooks(self.embedder), ChunkingRecorder(self.store, chunking)]
+            common: dict[str, Any] = dict(
+                glob=glob, splitter=splitter, progress=progress, hooks=hooks, wait=wait,
+                on_progress=on_progress, max_file_bytes=max_file_bytes, allow_hosts=allow_hosts)
+            if engine == "ray":
+                from aspectrag.ingest.ray_engine import ingest_ray
+
+                report = ingest_ray(self.store, self.embedder, self.embedder_factory, items,
+                                    address=ray_address, workers=workers, **common)
+            else:
+                report = _ingest(self.store, self.embedder, items, **common)
+        report.wait_seconds += waited
+        return report
 
     def crawl(self, seeds: Sequence[str], **options: Any) -> CrawlReport:
         """Crawl web pages from ``seeds`` into this index (see

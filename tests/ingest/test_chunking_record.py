@@ -65,3 +65,31 @@ def test_unrecorded_index_is_not_given_a_record(tmp_path):
     _docs(docs, ["b"])
     Index(tmp_path / "idx", embedder=HashEmbedder(), chunking=ChunkingConfig(64, 8)).ingest([docs])
     assert recorded_chunking(idx.store) is None
+
+
+def test_chunking_is_decided_under_the_writer_lock(tmp_path):
+    """Two ingests into a new index with different chunkings: the one that waited for the
+    writer lock sees the chunking the first recorded (not the empty index it saw when called)
+    and is refused; the index keeps one chunking."""
+    import threading
+
+    docs_a, docs_b = _docs(tmp_path / "a", ["a"]), _docs(tmp_path / "b", ["b"])
+    first = Index(tmp_path / "idx", embedder=HashEmbedder(), chunking=ChunkingConfig(40, 8))
+    second = Index(tmp_path / "idx", embedder=HashEmbedder(), chunking=ChunkingConfig(64, 8))
+    waiting, errors = threading.Event(), []
+
+    def run_second() -> None:
+        try:
+            second.ingest([docs_b], on_wait=lambda msg: waiting.set())
+        except ConfigError as e:
+            errors.append(e)
+
+    with first.store.write_lock():
+        t = threading.Thread(target=run_second)
+        t.start()
+        assert waiting.wait(30), "the second ingest never waited for the lock"
+        first.ingest([docs_a])
+    t.join(60)
+    assert errors and "chunked at 40 tokens with 8 overlap" in str(errors[0])
+    assert recorded_chunking(first.store) == ChunkingConfig(40, 8)
+    assert first.store.stats()["documents"] == 1
