@@ -231,6 +231,9 @@ def _dataset(ray: Any, items: Sequence[str | Document], store: Store, splitter: 
     ds = ds.flat_map(_load_and_split, num_cpus=0.5,
                      fn_kwargs={"splitter": splitter, "known": known, "max_bytes": max_bytes,
                                 "allow_hosts": tuple(allow_hosts)})
+    # One source (a corpus file) is one loading task and so one block; split blocks to a
+    # batch's rows (streaming, no shuffle) or a single block would feed one actor only.
+    ds = ds.repartition(target_num_rows_per_block=batch_size)
     with warnings.catch_warnings():  # Ray's API deprecations are no user's business
         warnings.simplefilter("ignore")
         return ds.map_batches(_EmbedActor, fn_constructor_args=(embedder_factory, threads),
