@@ -74,7 +74,9 @@ def setup(tmp_path_factory, ray_runtime):  # type: ignore[no-untyped-def]
         idx.ingest([str(docs / "rome.txt"), str(docs / "tea.txt")])
     (docs / "rome.txt").write_text(TEXTS["rome.txt"])
     local_report = local.ingest([str(docs)])
-    ray_report = dist.ingest([str(docs)], engine="ray", workers=1)
+    # two embedding actors on the 2-CPU runtime: a pipeline stage asking for a CPU of its own
+    # (a repartition task once did) leaves no room and the ingest waits for ever
+    ray_report = dist.ingest([str(docs)], engine="ray", workers=2)
     return root, model, docs, local, local_report, dist, ray_report
 
 

@@ -217,6 +217,12 @@ def _dataset(ray: Any, items: Sequence[str | Document], store: Store, splitter: 
     ctx.enable_auto_log_stats = False
     ctx.execution_options.preserve_order = True  # the in-process staging order
     ctx.execution_options.verbose_progress = False
+    # One source (a corpus file) is one loading task; Ray cuts a task's output into blocks of
+    # at most this many bytes, and one block goes to one actor: at the default 128 MiB a
+    # corpus file fed a single actor. About a batch of chunk rows (JSON of a chunk, ~4 KiB at
+    # most) per block spreads it over the pool. (``repartition`` would do it too, but as a
+    # task asking for a CPU of its own, which 2 actors on 2 CPUs leave no room for: a hang.)
+    ctx.target_max_block_size = max(1 << 16, batch_size * 4096)
     total = float(ray.cluster_resources().get("CPU", 1.0))
     node = max([float(n.get("Resources", {}).get("CPU", 0.0)) for n in ray.nodes()
                 if n.get("Alive")] or [total])
@@ -231,9 +237,6 @@ def _dataset(ray: Any, items: Sequence[str | Document], store: Store, splitter: 
     ds = ds.flat_map(_load_and_split, num_cpus=0.5,
                      fn_kwargs={"splitter": splitter, "known": known, "max_bytes": max_bytes,
                                 "allow_hosts": tuple(allow_hosts)})
-    # One source (a corpus file) is one loading task and so one block; split blocks to a
-    # batch's rows (streaming, no shuffle) or a single block would feed one actor only.
-    ds = ds.repartition(target_num_rows_per_block=batch_size)
     with warnings.catch_warnings():  # Ray's API deprecations are no user's business
         warnings.simplefilter("ignore")
         return ds.map_batches(_EmbedActor, fn_constructor_args=(embedder_factory, threads),
