@@ -38,6 +38,8 @@ Fields (``section.field``: environment variable, default):
         ``http://HOST:6333``)
     store.head_dtype: ASPECTRAG_HEAD_DTYPE, ``float16`` (storage dtype of the per-head vectors
         of NEW indexes: ``float16`` or ``float32``; an existing index keeps its own)
+    store.ann_dtype: ASPECTRAG_ANN_DTYPE, ``float16`` (how an HNSW graph, built from 50k chunks,
+        holds its rows in memory: ``float16`` halves the dense space's RAM, ``float32``)
     embedder.path: ASPECTRAG_EMBEDDER, None (= bundled all-MiniLM-L6-v2)
     embedder.adapter: ASPECTRAG_EMBEDDER_ADAPTER, None (LoRA adapter folder)
     embedder.heads: ASPECTRAG_HEADS, true (per-head vectors at ingest, Multi-Head RAG)
@@ -143,12 +145,14 @@ class IndexSettings:
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
     """Store backends: the API key sent to a ``qdrant://`` server (None: no key), the
-    URL of a Qdrant server the store tests also run against (None: local mode only), and the
-    storage dtype of the per-head vectors of new indexes (``store/vector_codec.py``)."""
+    URL of a Qdrant server the store tests also run against (None: local mode only), the
+    storage dtype of the per-head vectors of new indexes (``store/vector_codec.py``) and the
+    dtype HNSW graphs hold their rows in (``store/dense_index.py``)."""
 
     qdrant_api_key: str | None = _env("QDRANT_API_KEY")
     qdrant_url: str | None = _env("QDRANT_URL")
     head_dtype: str = _env("HEAD_DTYPE", "float16")
+    ann_dtype: str = _env("ANN_DTYPE", "float16")
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,6 +95,53 @@ def test_hnsw_agrees_with_exact_search():
     assert set(ann.search(q, 5, mask)[0][0]) <= set(rows[:50])
 
 
+def test_float16_graph_halves_the_rows_and_keeps_the_ranking(tmp_path):
+    pytest.importorskip("faiss")
+    v = _vecs(3000, d=32, seed=5)
+    rows = np.arange(3000, dtype=np.int64) + 10
+    q = _vecs(20, d=32, seed=6)
+    wide = DenseIndex(v, rows, ann_threshold=1000, ann_dtype="float32")
+    half = DenseIndex(v, rows, ann_threshold=1000)  # the default
+    a, b = wide.search(q, 10), half.search(q, 10)
+    assert half.base_vectors.dtype == np.float16 and wide.base_vectors.dtype == np.float32
+    assert half.base_vectors.nbytes * 2 == wide.base_vectors.nbytes
+    overlap = [len(set(x[0]) & set(y[0])) / 10 for x, y in zip(a, b, strict=True)]
+    assert np.mean(overlap) > 0.95
+    assert all(s.dtype == np.float32 and len(ids) == 10 for ids, s in b)
+    got = np.array([s for _, s in b])  # the float32 inner products to ~1e-3
+    want = np.array([[q[i] @ v[r - 10] for r in ids] for i, (ids, _) in enumerate(b)])
+    assert np.abs(got - want).max() < 2e-3
+    mask = np.zeros(3000, bool)
+    mask[:50] = True  # filtered: exact over the widened float16 rows
+    ids, scores = half.search(q[:1], 5, mask)[0]
+    assert set(ids) <= set(rows[:50])
+    assert np.abs(scores - v[ids - 10] @ q[0]).max() < 2e-3
+    for dtype, idx in (("float32", wide), ("float16", half)):  # a saved graph keeps its dtype
+        idx.save(tmp_path / f"vec-{dtype}", 0)
+        back = DenseIndex.load(tmp_path / f"vec-{dtype}", 0, 1000)
+        assert back is not None and back._hnsw is not None
+        assert back.base_vectors.dtype == idx.base_vectors.dtype
+        assert [list(x[0]) for x in back.search(q, 10)] == [list(x[0]) for x in idx.search(q, 10)]
+
+
+def test_store_check_accepts_a_float16_graph(tmp_path):
+    pytest.importorskip("faiss")
+    st = SQLiteStore(tmp_path / "idx", ann_threshold=30)
+    for i in range(40):
+        d, c = _doc(f"/d{i}.txt", [f"text number {i}"])
+        with st.writer() as w:
+            w.upsert(d, c, {"dense": _vecs(1, seed=i)})
+    st.refresh()
+    assert st.dense_index("dense")._ensure_hnsw() is not None
+    st.refresh()
+    assert st.dense_index("dense").base_vectors.dtype == np.float16
+    rep = SQLiteStore(tmp_path / "idx", ann_threshold=30).check()
+    assert not [p for p in rep.problems if "derived" in p]  # (no embedder is recorded here)
+    stored = st.get_vectors("dense", ["/d0.txt#0"])[0]
+    held = st.dense_index("dense").vectors[0]
+    assert not np.array_equal(stored, held)  # rounded: a strict comparison would fail
+
+
 def test_new_index_uses_16k_pages(tmp_path):
     st = SQLiteStore(tmp_path / "idx")
     d, c = _doc("/a.txt", ["alpha beta"])

@@ -50,16 +50,19 @@ class DenseIndex:
     Position ``i`` of :attr:`rowids` (base rows, then delta rows) is the chunk with that row id.
     Exact search is one matrix-vector product per segment plus ``argpartition``; above
     ``ann_threshold`` base rows of one norm (:meth:`equal_norms`) an HNSW graph (Malkov &
-    Yashunin 2018, FAISS ``IndexHNSWFlat``,
-    inner product, M=32, efSearch=128) answers unfiltered queries; filtered queries stay exact
-    on the subset.
+    Yashunin 2018, inner product, M=32, efSearch=128) answers unfiltered queries; filtered
+    queries stay exact on the subset. ``ann_dtype`` is how the graph holds its rows:
+    ``float16`` (FAISS ``IndexHNSWSQ`` with ``QT_fp16``: half the memory, scores within ~1e-3
+    of float32; the default, see ``store.ann_dtype``) or ``float32`` (``IndexHNSWFlat``). Once
+    the graph exists, :attr:`base_vectors` is a view of the graph's rows, in that dtype.
     """
 
     def __init__(self, vectors: np.ndarray, rowids: np.ndarray, ann_threshold: int = 50_000,
-                 generation: int = -1) -> None:
+                 generation: int = -1, ann_dtype: str = "float16") -> None:
         self.base_vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.base_rowids = np.asarray(rowids, dtype=np.int64)
         self.ann_threshold = ann_threshold
+        self.ann_dtype = ann_dtype
         self.base_id, self.base_generation, self.generation = new_base_id(), generation, generation
         self.alive: np.ndarray | None = None
         self.delta_vectors = np.zeros((0, self.dim), np.float32)
@@ -79,8 +82,9 @@ class DenseIndex:
 
     @property
     def vectors(self) -> np.ndarray:
-        """All rows ``(len(rowids), d)`` float32 (base then delta; a copy when there is a
-        delta, made once)."""
+        """All rows ``(len(rowids), d)`` (base then delta; a copy when there is a delta, made
+        once): float32, or float16 while a float16 HNSW graph holds the base and there is no
+        delta."""
         if not len(self.delta_rowids):
             return self.base_vectors
         if self._vectors is None:
@@ -136,7 +140,12 @@ class DenseIndex:
             faiss = _faiss()
             if faiss is None or not self.equal_norms():
                 return None
-            index = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
+            if self.ann_dtype == "float16":
+                index = faiss.IndexHNSWSQ(self.dim, faiss.ScalarQuantizer.QT_fp16, 32,
+                                          faiss.METRIC_INNER_PRODUCT)
+                index.train(self.base_vectors[:1])  # fp16 learns nothing; marks it trained
+            else:
+                index = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = 80
             index.add(self.base_vectors)
             index.hnsw.efSearch = 128
@@ -161,12 +170,14 @@ class DenseIndex:
         """Scores ``(len(q), m)`` float32 against the rows at ``positions`` (all when None)."""
         nb = len(self.base_rowids)
         if positions is None:
-            parts = [q @ self.base_vectors.T]
-            if len(self.delta_rowids):
-                parts.append(q @ self.delta_vectors.T)
+            base, delta = self.base_vectors, self.delta_vectors
         else:
-            pb, pd = positions[positions < nb], positions[positions >= nb] - nb
-            parts = [q @ self.base_vectors[pb].T, q @ self.delta_vectors[pd].T]
+            base = self.base_vectors[positions[positions < nb]]
+            delta = self.delta_vectors[positions[positions >= nb] - nb]
+        # a float16 graph's rows are widened (only filtered searches come here then)
+        parts = [q @ base.astype(np.float32, copy=False).T]
+        if len(delta):
+            parts.append(q @ delta.T)
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
     def search(
@@ -256,10 +267,11 @@ class DenseIndex:
 
     @classmethod
     def load(cls, path: Path, generation: int | None, ann_threshold: int = 50_000,
-             base: DenseIndex | None = None) -> DenseIndex | None:
+             base: DenseIndex | None = None, ann_dtype: str = "float16") -> DenseIndex | None:
         """The saved index if it reflects ``generation`` (any generation when None: the
         starting point for applying a change), else None. ``base``: an index already in memory;
-        when the saved delta belongs to its base, only the delta file is read."""
+        when the saved delta belongs to its base, only the delta file is read. A saved graph is
+        used in whatever dtype it holds its rows; ``ann_dtype`` applies to graphs built later."""
         with DERIVED_IO_LOCK:
             try:
                 if base is not None and base.base_id == npz_meta(_delta_path(path)).get("base_id"):
@@ -275,7 +287,10 @@ class DenseIndex:
                     graph = _read_hnsw(_hnsw_path(path, meta["base_id"]), len(rowids),
                                        ann_threshold)
                     vectors = z["vectors"] if graph is None else _storage_view(graph)
-                    idx = cls(vectors, rowids, ann_threshold, int(meta["generation"]))
+                    idx = cls(vectors if graph is None else vectors[:0], rowids, ann_threshold,
+                              int(meta["generation"]), ann_dtype)
+                    if graph is not None:
+                        idx.base_vectors = vectors  # the graph's rows, in its dtype
                     idx.base_id, idx._hnsw = meta["base_id"], graph
                 if generation is not None and idx.base_generation == generation:
                     return idx
@@ -323,14 +338,24 @@ def _read_hnsw(graph: Path, n: int, ann_threshold: int):  # type: ignore[no-unty
 
 
 def _storage_view(index) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """The rows held by a FAISS ``IndexHNSWFlat`` as a float32 ``(ntotal, d)`` numpy view (no
-    copy; valid while ``index`` lives, which the owning :class:`DenseIndex` guarantees by
-    holding both)."""
+    """The rows held by a FAISS HNSW index as a numpy ``(ntotal, d)`` view (no copy; valid
+    while ``index`` lives, which the owning :class:`DenseIndex` guarantees by holding both):
+    float32 for ``IndexHNSWFlat``, float16 for ``IndexHNSWSQ`` with ``QT_fp16`` (its codes are
+    IEEE half floats).
+
+    Raises:
+        ValueError: the graph stores its rows in another encoding (then it is rebuilt)."""
     import faiss
 
-    flat = faiss.downcast_index(index.storage)
+    storage = faiss.downcast_index(index.storage)
     n, d = int(index.ntotal), int(index.d)
-    return faiss.rev_swig_ptr(flat.get_xb(), n * d).reshape(n, d)
+    if isinstance(storage, faiss.IndexFlat):
+        return faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d)
+    if isinstance(storage, faiss.IndexScalarQuantizer) and \
+            storage.sq.qtype == faiss.ScalarQuantizer.QT_fp16:
+        raw = faiss.rev_swig_ptr(storage.codes.data(), n * d * 2)
+        return raw.view(np.float16).reshape(n, d)
+    raise ValueError(f"unsupported HNSW storage {type(storage).__name__}")
 
 
 def _hnsw_path(path: Path, base_id: str) -> Path:

@@ -68,7 +68,14 @@ from aspectrag.store.sqlite_write import (
     recorded_dtypes,
     recorded_spaces,
 )
-from aspectrag.store.vector_codec import DTYPES_KEY, as_stored, decode, itemsize, new_index_dtypes
+from aspectrag.store.vector_codec import (
+    DTYPES_KEY,
+    as_stored,
+    check_dtype,
+    decode,
+    itemsize,
+    new_index_dtypes,
+)
 from aspectrag.types import Chunk, Document
 
 log = logging.getLogger("aspectrag.store")
@@ -115,6 +122,9 @@ class SQLiteStore:
             spaces (``float16`` / ``float32``; None: the ``store.head_dtype`` setting). An
             existing index keeps the dtypes it records (``store/vector_codec.py``); searches
             always compute in float32.
+        ann_dtype: how HNSW graphs built from now on hold their rows (``float16`` /
+            ``float32``; None: the ``store.ann_dtype`` setting; see
+            :class:`aspectrag.store.dense_index.DenseIndex`).
 
     Raises:
         AspectragError: if ``path`` exists but is not an aspectrag index folder.
@@ -125,8 +135,15 @@ class SQLiteStore:
                               CAP_TRANSACTIONS, CAP_CHECK})
 
     def __init__(self, path: str | Path, *, readonly: bool = False,
-                 ann_threshold: int = 50_000, head_dtype: str | None = None) -> None:
+                 ann_threshold: int = 50_000, head_dtype: str | None = None,
+                 ann_dtype: str | None = None) -> None:
         self.path = Path(path)
+        if ann_dtype is None:
+            from aspectrag.settings import get_settings
+
+            ann_dtype = get_settings().store.ann_dtype
+        check_dtype(ann_dtype)
+        self.ann_dtype = ann_dtype
         self.head_dtype = head_dtype
         self.location = str(path)
         self.readonly = readonly
@@ -504,10 +521,12 @@ class SQLiteStore:
                 return cached[1]
             path = self.derived / f"vec-{space}"
             idx = DenseIndex.load(path, gen, self.ann_threshold,
-                                  base=cached[1] if cached is not None else None)
+                                  base=cached[1] if cached is not None else None,
+                                  ann_dtype=self.ann_dtype)
             if idx is None:
                 prev = (cached[1] if cached is not None
-                        else DenseIndex.load(path, None, self.ann_threshold))
+                        else DenseIndex.load(path, None, self.ann_threshold,
+                                             ann_dtype=self.ann_dtype))
                 idx = self._updated_dense(space, prev, gen)
                 self._try_save(lambda: idx.save(path, gen))
             self._dense[space] = (gen, idx)
@@ -531,7 +550,7 @@ class SQLiteStore:
         n = conn.execute("SELECT COUNT(*) FROM vectors WHERE space=?", (space,)).fetchone()[0]
         if not n:
             return DenseIndex(np.zeros((0, 0), np.float32), np.zeros(0, np.int64),
-                              self.ann_threshold, gen)
+                              self.ann_threshold, gen, self.ann_dtype)
         cur = conn.execute("SELECT chunk, vec FROM vectors WHERE space=? ORDER BY chunk", (space,))
         first = cur.fetchone()
         dtype = self.vector_dtype(space)
@@ -541,7 +560,7 @@ class SQLiteStore:
         for i, (row, blob) in enumerate(itertools.chain([first], cur)):
             rowids[i] = row
             mat[i] = np.frombuffer(blob, dtype=raw)
-        return DenseIndex(mat, rowids, self.ann_threshold, gen)
+        return DenseIndex(mat, rowids, self.ann_threshold, gen, self.ann_dtype)
 
     def refresh(self) -> None:
         """Bring every derived index up to the current generation (called after ingest)."""
@@ -705,8 +724,11 @@ class SQLiteStore:
             if any(not np.array_equal(ix.rowids, idxs[0].rowids) for ix in idxs[1:]):
                 raise AspectragError(f"spaces {spaces} do not cover the same chunks")
             live = None if idxs[0].alive is None else idxs[0].live
-            stacked = np.stack([ix.vectors for ix in idxs])
-            for j, ix in enumerate(idxs):  # one copy of the head rows: views of the stack
+            # filled space by space, each index then holding a view of its slice, so that its
+            # own copy is freed at once: np.stack held every space twice (1.6 GB more at 1M)
+            stacked = np.empty((len(idxs), len(idxs[0].rowids), idxs[0].dim), np.float32)
+            for j, ix in enumerate(idxs):
+                stacked[j] = ix.vectors
                 ix.share_rows(stacked[j])
             cached = (gen, stacked, idxs[0].rowids, live)
             with self._lock:
