@@ -86,6 +86,7 @@ def create_app(
         if state.runner is not None:
             state.runner.stop()
         state.pool.stop()
+        state.search_pool.stop()
 
     app = FastAPI(title="aspectrag", version=API_VERSION,
                   summary="Retrieval-augmented generation for questions with many aspects.",

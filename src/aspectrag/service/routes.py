@@ -65,7 +65,8 @@ async def search(body: SearchRequest, request: Request) -> FastJSONResponse:
     hit at which rank), plus the queries searched."""
     st = service(request)
     st.authorize(request, "read")
-    out = await st.run(st.engine.search, body.query, body.k, body.spec(), body.sources)
+    out = await st.run(st.engine.search, body.query, body.k, body.spec(), body.sources,
+                       pool=st.search_pool)
     return FastJSONResponse({"query": body.query, "retriever": body.retriever,
                              "queries": out.queries, "hits": [hit_fields(h) for h in out.hits],
                              "timings": out.timings, "info": out.info})

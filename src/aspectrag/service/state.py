@@ -73,16 +73,23 @@ class ServiceState:
     ready: threading.Event = field(default_factory=threading.Event)
     warm_error: str | None = None
     pool: WorkerPool = field(default_factory=WorkerPool)
+    #: threads of ``POST /v1/search`` only, as many as the engine runs searches at once: a
+    #: search waiting its turn waits in this pool's queue (a C ``SimpleQueue``), not in a
+    #: thread of its own contending for the GIL and the engine's semaphore
+    search_pool: WorkerPool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.search_pool = WorkerPool(self.engine.max_searches, "aspectrag-search")
 
     async def run(self, fn: Callable[..., T], *args: Any, limit_s: float | None = None,
-                  **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)`` in a worker thread (``pool``), answered with 503 after the
-        request time limit (a call not started by then never runs; a running one finishes in
-        the background)."""
+                  pool: WorkerPool | None = None, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` in a worker thread (of ``pool``, default :attr:`pool`),
+        answered with 503 after the request time limit (a call not started by then never runs;
+        a running one finishes in the background)."""
         limit = self.config.request_timeout if limit_s is None else limit_s
         try:
             async with asyncio.timeout(limit):  # in this task (wait_for would start another)
-                return await self.pool.run(lambda: fn(*args, **kwargs))
+                return await (pool or self.pool).run(lambda: fn(*args, **kwargs))
         except TimeoutError:
             raise Problem(503, "Request timed out",
                           f"the request took longer than {limit:g} s; ask for fewer hits (k) or a "
