@@ -160,7 +160,9 @@ def _check_derived(store: SQLiteStore, conn: sqlite3.Connection, rep: CheckRepor
         for pos in sample:
             blob = conn.execute("SELECT vec FROM vectors WHERE chunk=? AND space=?",
                                 (rows[pos], space)).fetchone()[0]
-            want, got = decode(blob, dtype), dn.vectors[live[pos]]
+            p, nb = live[pos], len(dn.base_rowids)  # (not dn.vectors: a copy of every row)
+            got = dn.base_vectors[p] if p < nb else dn.delta_vectors[p - nb]
+            want = decode(blob, dtype)
             if dn.base_vectors.dtype == np.float16:  # a float16 HNSW graph holds the base
                 want, got = want.astype(np.float16), got.astype(np.float16)
             if not np.array_equal(want, got):
