@@ -138,6 +138,13 @@ class Index:
         return functools.partial(build_embedder, recorded=self.store.get_meta("embedder"),
                                  heads=heads, for_queries=self.for_queries)
 
+    @property
+    def embedder_rebuildable(self) -> bool:
+        """Whether :attr:`embedder_factory` builds the embedder anew in another process (false
+        for an ``embedder`` object given without a factory: it would be shipped pickled, and
+        its class may not be importable there)."""
+        return self._embedder is None or self._embedder_factory is not None
+
     def ingest(self, sources: Sequence[str | Path | Document], *, glob: str | None = None,
                progress: bool = False, wait: bool = True,
                on_wait: Callable[[str], None] | None = None,

@@ -63,6 +63,9 @@ Fields (``section.field``: environment variable, default):
     service.request_timeout_s: ASPECTRAG_SERVICE_REQUEST_TIMEOUT_S, 60 s
     service.search_concurrency: ASPECTRAG_SERVICE_SEARCH_CONCURRENCY, 0 (= the cores of each
         server process): searches run at once per process, the others queue
+    service.ingest_process / ingest_nice: ASPECTRAG_SERVICE_INGEST_PROCESS / _INGEST_NICE,
+        true / 10 — ingest jobs embed in a child process at this nice increment (0-19), so
+        searches keep the cores while an ingest runs
     crawl.user_agent: ASPECTRAG_CRAWL_USER_AGENT, ``aspectrag/0.1 (+https://github.com/aspectrag)``
     crawl.allow_hosts: ASPECTRAG_CRAWL_ALLOW_HOSTS, () (hosts/CIDRs exempt from the SSRF guard)
     url.timeout / max_bytes / max_redirects: ASPECTRAG_URL_TIMEOUT / _MAX_BYTES /
@@ -225,7 +228,8 @@ class ServiceSettings:
     upload limit in MB (10**6 bytes), request time limit in seconds (a streamed answer too),
     how long finished ingest jobs stay in the job table, in seconds (default 7 days), searches
     run at once per server process (0: its cores; more CPU-bound searches than cores only slow
-    each other down)."""
+    each other down), whether ingest jobs embed in a child process and at which nice
+    increment (0-19)."""
 
     host: str = _env("SERVICE_HOST", "127.0.0.1")
     port: int = _env("SERVICE_PORT", 8000)
@@ -235,6 +239,8 @@ class ServiceSettings:
     request_timeout_s: float = _env("SERVICE_REQUEST_TIMEOUT_S", 60.0)
     job_retention_s: float = _env("SERVICE_JOB_RETENTION_S", 7 * 86400.0)
     search_concurrency: int = _env("SERVICE_SEARCH_CONCURRENCY", 0)
+    ingest_process: bool = _env("SERVICE_INGEST_PROCESS", True)
+    ingest_nice: int = _env("SERVICE_INGEST_NICE", 10)
 
     def key_scopes(self, secret: str) -> frozenset[str]:
         """Scopes of the bearer key ``secret`` (empty when it is not a configured key);

@@ -107,6 +107,7 @@ def serve(
               "url_allow": tuple(allow_host or ()),
               "search_concurrency": svc.search_concurrency or (
                   max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0),
+              "ingest_nice": svc.ingest_nice if svc.ingest_process else None,
               "threads": max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None}
     from aspectrag.service.http import http_protocol
 

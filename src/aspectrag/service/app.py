@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from aspectrag.index import Index
 from aspectrag.service import problems
 from aspectrag.service.auth import normalise_keys
+from aspectrag.service.embed_process import DEFAULT_NICE
 from aspectrag.service.engine import Engine
 from aspectrag.service.jobs import JobRunner, JobStore
 from aspectrag.service.state import API_VERSION, UPLOAD_TYPES, ServiceConfig, ServiceState
@@ -38,6 +39,7 @@ def create_app(
     state_dir: str | Path | None = None,
     run_writer: bool = True,
     search_concurrency: int = 0,
+    ingest_nice: int | None = DEFAULT_NICE,
 ) -> FastAPI:
     """The FastAPI app serving ``index`` (an ``Index`` or its location).
 
@@ -56,6 +58,9 @@ def create_app(
         run_writer: start the writer thread that runs ingest jobs.
         search_concurrency: searches run at once, the others wait their turn (0: the
             process's cores; see :class:`~aspectrag.service.engine.Engine`).
+        ingest_nice: ingest jobs embed in a child process at this nice increment (0-19), so
+            searches keep the cores during an ingest; None: in this process (see
+            :mod:`aspectrag.service.embed_process`).
 
     Raises:
         aspectrag.errors.ConfigError: a malformed API key table.
@@ -70,7 +75,7 @@ def create_app(
         search_concurrency=search_concurrency)
     sdir = config.state_dir or Path(idx.path) / "service"
     engine = Engine(idx, allowed_llms=config.allowed_llms, max_searches=search_concurrency,
-                    queue_timeout=config.request_timeout)
+                    queue_timeout=config.request_timeout, ingest_nice=ingest_nice)
     state = ServiceState(config, engine, JobStore(sdir), sdir)
 
     @asynccontextmanager
@@ -87,6 +92,7 @@ def create_app(
             state.runner.stop()
         state.pool.stop()
         state.search_pool.stop()
+        state.engine.close()
 
     app = FastAPI(title="aspectrag", version=API_VERSION,
                   summary="Retrieval-augmented generation for questions with many aspects.",

@@ -24,6 +24,7 @@ import numpy as np
 from aspectrag.generate.base import Generator, StreamingGenerator
 from aspectrag.index import Index
 from aspectrag.retrieve.base import Retriever
+from aspectrag.service.embed_process import ProcessEmbedder
 from aspectrag.store.base import chunk_key
 from aspectrag.types import Answer, Chunk, Citation, Hit, SearchResult
 
@@ -74,11 +75,24 @@ class Engine:
             (multi-query with ``openai:`` query generation).
         queue_timeout: seconds a search may wait for its turn before ``SearchQueueTimeout``
             (the HTTP layer has answered 503 by then; the wait ends so no stale work runs).
+        ingest_nice: ingests embed their documents in a child process at this CPU priority
+            (nice increment 0-19; :class:`~aspectrag.service.embed_process.ProcessEmbedder`),
+            so searches keep the cores while an ingest runs; None embeds in this process. An
+            ``index`` given an embedder object without an ``embedder_factory`` always embeds
+            in this process (the child could not rebuild it).
     """
 
     def __init__(self, index: Index, *, allowed_llms: Sequence[str] = (), max_searches: int = 0,
-                 queue_timeout: float = 60.0) -> None:
+                 queue_timeout: float = 60.0, ingest_nice: int | None = None) -> None:
+        if ingest_nice is not None and not 0 <= ingest_nice <= 19:
+            from aspectrag.errors import ConfigError
+
+            raise ConfigError(f"service.ingest_nice (ASPECTRAG_SERVICE_INGEST_NICE) is "
+                              f"{ingest_nice}: give a nice increment from 0 to 19")
         self.index = index
+        self.ingest_nice = ingest_nice
+        self._writer: Index | None = None
+        self._child: ProcessEmbedder | None = None
         self.allowed_llms = set(allowed_llms)
         self.max_searches = max_searches if max_searches > 0 else available_cores()
         self.queue_timeout = queue_timeout
@@ -259,6 +273,25 @@ class Engine:
         return {"source": doc.source, "title": doc.title, "text": "".join(text)}
 
     # -- writing (called only from the service's writer thread) -------------------------------
+    def writer_index(self) -> Index:
+        """The ``Index`` ingests go through: the served one, or (``ingest_nice`` set) one on
+        the same store whose document encodes run in the low-priority child process."""
+        idx = self.index
+        if self.ingest_nice is None or not idx.embedder_rebuildable:
+            return idx
+        if self._writer is None:
+            self._child = ProcessEmbedder(idx.embedder, idx.embedder_factory,
+                                          nice=self.ingest_nice)
+            self._writer = Index(idx.location, store=idx.store, embedder=self._child,
+                                 embedder_factory=idx.embedder_factory,
+                                 chunking=idx.chunking if idx.chunking_explicit else None)
+        return self._writer
+
+    def close(self) -> None:
+        """Stop the embedding child process, if one runs."""
+        if self._child is not None:
+            self._child.close()
+
     def ingest(self, sources: Sequence[str], *, allow_hosts: Sequence[str] = (),
                on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
         """Ingest files/URLs into the index (one transaction); the report as JSON.
@@ -266,7 +299,7 @@ class Engine:
         ``on_progress(done_chunks, total_chunks)`` after each embedded batch; ``allow_hosts``:
         URL hosts / CIDRs exempt from the SSRF guard.
         """
-        rep = self.index.ingest(list(sources), on_progress=on_progress,
+        rep = self.writer_index().ingest(list(sources), on_progress=on_progress,
                                 allow_hosts=list(allow_hosts))
         return {"added": rep.added, "updated": rep.updated, "unchanged": rep.unchanged,
                 "removed": rep.removed, "chunks": rep.chunks,
@@ -278,8 +311,8 @@ class Engine:
               **options: Any) -> dict[str, Any]:
         """Crawl ``seeds`` into the index (:meth:`aspectrag.index.Index.crawl`: polite,
         de-duplicated, resumable); the crawl report as JSON."""
-        rep = self.index.crawl(list(seeds), allow_hosts=tuple(allow_hosts), progress=False,
-                               **options)
+        rep = self.writer_index().crawl(list(seeds), allow_hosts=tuple(allow_hosts),
+                                        progress=False, **options)
         return jsonable(rep.to_dict())
 
     def remove(self, source: str) -> int:
