@@ -83,8 +83,11 @@ def create_app(
         from aspectrag.service.writer import make_handler
 
         if config.run_writer:
+            low = ingest_nice is not None  # the writer thread yields to searches as well
             state.runner = JobRunner(state.jobs, make_handler(state),
-                                     retention_s=config.job_retention)
+                                     retention_s=config.job_retention,
+                                     nice=ingest_nice if low else None,
+                                     switch_interval=0.001 if low else None)
             state.runner.start()
         threading.Thread(target=_warm_up, args=(state,), daemon=True).start()
         yield

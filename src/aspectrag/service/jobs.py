@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -195,13 +196,21 @@ class JobRunner(threading.Thread):
         poll: seconds between looks at the table when idle (``notify`` wakes it at once).
         retention_s: finished jobs older than this many seconds are deleted (looked at once a
             minute while idle).
+        nice: nice increment of this thread (Linux schedules threads by their own nice; None:
+            unchanged), so the job's own Python work (loading, splitting, writing) yields the
+            cores to the search threads.
+        switch_interval: seconds, ``sys.setswitchinterval`` while a job runs (restored after):
+            a search thread waiting for the GIL held by the writer waits at most this long
+            (Python's default, 5 ms, showed as +5 ms on the p99 of a 0.5 ms BM25 search).
     """
 
     def __init__(self, jobs: JobStore, handler: JobHandler, *, poll: float = 0.5,
-                 retention_s: float = 7 * 86400.0) -> None:
+                 retention_s: float = 7 * 86400.0, nice: int | None = None,
+                 switch_interval: float | None = None) -> None:
         super().__init__(name="aspectrag-writer", daemon=True)
         self.jobs, self.handler, self.poll = jobs, handler, poll
         self.retention_s = retention_s
+        self.nice, self.switch_interval = nice, switch_interval
         self._pruned = 0.0
         self._wake = threading.Event()
         self._halt = threading.Event()
@@ -218,6 +227,12 @@ class JobRunner(threading.Thread):
         self.join(timeout)
 
     def run(self) -> None:
+        if self.nice and hasattr(os, "setpriority"):
+            try:  # Linux: a thread id is a PRIO_PROCESS target of its own
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                               os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
+            except OSError as e:
+                log.info("writer thread priority unchanged: %s", e)
         hb = threading.Thread(target=self._heartbeats, daemon=True, name="aspectrag-heartbeat")
         hb.start()
         try:
@@ -257,6 +272,9 @@ class JobRunner(threading.Thread):
                 last[0] = now
                 self.jobs.progress(job_id, progress)
 
+        interval = sys.getswitchinterval()
+        if self.switch_interval is not None:
+            sys.setswitchinterval(self.switch_interval)
         try:
             result = self.handler(kind, payload, report)
         except Exception as e:  # the job fails with a one-line reason; the server goes on
@@ -268,6 +286,7 @@ class JobRunner(threading.Thread):
         else:
             self.jobs.finish(job_id, result, None)
         finally:
+            sys.setswitchinterval(interval)
             incoming = payload.get("incoming")
             if incoming:
                 shutil.rmtree(incoming, ignore_errors=True)
