@@ -274,9 +274,11 @@ def main() -> None:
 
 def run(args: argparse.Namespace, index: Path, base: list[dict[str, str]],
         extra: list[dict[str, str]]) -> None:
+    from aspectrag.cli.common import quiet_libraries
     from aspectrag.config import setup_threads
 
     setup_threads(None)  # what `aspectrag serve` does in its process
+    quiet_libraries()  # as `aspectrag serve`: no loading bars
     questions = [f"What is {d['title']}?" for d in base]
     results: dict[str, Any] = {"in_process": {}, "server": {}, "during_ingest": {},
                                "client": args.client, "workers": args.workers}
