@@ -105,11 +105,12 @@ def stats(lat: list[float], errors: int, seconds: float, **cpu: float | None) ->
 
 
 def in_process(index: Path, questions: list[str], clients: int, seconds: float,
-               name: str) -> dict[str, float]:
-    """The same work through the Python API from ``clients`` threads."""
+               name: str, idx: Any = None) -> dict[str, float]:
+    """The same work through the Python API from ``clients`` threads (``idx``: an open
+    ``Index`` of ``index`` to use, default a new one)."""
     from aspectrag.index import Index
 
-    idx = Index(index)
+    idx = idx if idx is not None else Index(index)
     _, body = WORKLOADS[name]
     opts = {"base": body["base"]} if "base" in body else {}
     r = idx.retriever(body["retriever"], **opts)
@@ -253,6 +254,10 @@ def main() -> None:
     ap.add_argument("--client", choices=["lean", "httpx"], default="lean",
                     help="load generator (see the module docstring)")
     ap.add_argument("--out", type=Path, help="also write the figures as JSON")
+    ap.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
+                    help="instead of the table: the 1-client p50 overhead from ROUNDS "
+                         "alternating blocks of --seconds s, in-process then server, with both "
+                         "loaded throughout (slow drift of a shared machine cancels out)")
     args = ap.parse_args()
 
     arts = articles()
@@ -267,9 +272,54 @@ def main() -> None:
             sqlite3.connect(index / "index.sqlite") as dst:
         src.backup(dst)  # a consistent copy whatever state the -wal/-shm files are in
     try:
-        run(args, index, base, extra)
+        if args.interleave:
+            interleaved(args, index, base)
+        else:
+            run(args, index, base, extra)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def interleaved(args: argparse.Namespace, index: Path, base: list[dict[str, str]]) -> None:
+    """The p50 overhead at 1 client, measured in ``args.interleave`` rounds of an in-process
+    block and a server block of ``args.seconds`` each: the paired differences' median and
+    range, per workload."""
+    from aspectrag.cli.common import quiet_libraries
+    from aspectrag.config import setup_threads
+    from aspectrag.index import Index
+
+    setup_threads(None)
+    quiet_libraries()
+    questions = [f"What is {d['title']}?" for d in base]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_server(index, port, args.workers)
+    cpu = ProcCpu(proc.pid)
+    out: dict[str, Any] = {"rounds": args.interleave, "seconds": args.seconds}
+    print("| workload | rounds | in-process p50 ms (median) | server p50 ms (median) | "
+          "p50 overhead ms: median of paired rounds [min, max] |")
+    print("|---|---|---|---|---|")
+    try:
+        idx = Index(index)
+        for name in args.workloads:
+            in_process(index, questions, 1, 3.0, name, idx)  # warm-up
+            over_http(url, questions, 1, 3.0, name, cpu, args.client)
+            pairs = []
+            for _ in range(args.interleave):
+                a = in_process(index, questions, 1, args.seconds, name, idx)["p50_ms"]
+                b = over_http(url, questions, 1, args.seconds, name, cpu, args.client)["p50_ms"]
+                pairs.append((a, b))
+            diffs = [b - a for a, b in pairs]
+            out[name] = {"pairs_ms": pairs, "overhead_median_ms": statistics.median(diffs)}
+            print(f"| {name} | {len(pairs)} | {statistics.median(a for a, _ in pairs):.2f} | "
+                  f"{statistics.median(b for _, b in pairs):.2f} | "
+                  f"{statistics.median(diffs):+.2f} [{min(diffs):+.2f}, {max(diffs):+.2f}] |",
+                  flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    if args.out:
+        args.out.write_text(json.dumps(out, indent=1))
 
 
 def run(args: argparse.Namespace, index: Path, base: list[dict[str, str]],
