@@ -130,6 +130,9 @@ def test_service_ingest_embeds_in_the_child_and_documents_are_searchable(tmp_pat
         hits = c.post("/v1/search", json={"query": "which animal regrows limbs",
                                           "retriever": "hybrid", "k": 1}).json()["hits"]
         assert hits and "Axolotls" in hits[0]["text"]
+        heads = c.post("/v1/search", json={"query": "which animal regrows limbs",
+                                           "retriever": "multihead", "k": 1})
+        assert heads.status_code == 200 and "Axolotls" in heads.json()["hits"][0]["text"]
     assert not _alive(pid)  # stopped with the app
     with pytest.raises(Exception, match="ingest_nice"):
         create_app(idx, ingest_nice=40)
