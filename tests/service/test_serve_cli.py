@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import functools
+import os
 import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from aspectrag.cli.serve import build_app, is_loopback
+
+from .conftest import free_port
 
 
 def test_factory_is_picklable_and_builds_the_app(tmp_path):
@@ -24,3 +33,54 @@ def test_is_loopback():
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
     assert not is_loopback("example.org")
+
+
+def _listening_sockets(port: int) -> int:
+    """Listening TCP sockets on ``port`` (any address), from /proc/net/tcp."""
+    n = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        n += state == "0A" and int(local.rsplit(":", 1)[1], 16) == port
+    return n
+
+
+def test_reuse_port_listener_binds_once_per_worker():
+    from aspectrag.service.http import ReusePortListener, reuse_port_balances
+
+    if not reuse_port_balances():
+        pytest.skip("SO_REUSEPORT load balancing is Linux-only")
+    port = free_port()
+    a = ReusePortListener("127.0.0.1", port)
+    b = pickle.loads(pickle.dumps(a))  # what a worker receives: no socket yet
+    assert b._sock is None
+    sa, sb = next(iter(a)), next(iter(b))
+    try:
+        assert sa is not sb and list(a) == [sa]  # the same socket on every later iteration
+        assert sa.getsockname()[1] == sb.getsockname()[1] == port
+    finally:
+        sa.close()
+        sb.close()
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc/net/tcp")
+def test_serve_with_two_workers_listens_on_a_socket_per_worker(tmp_path):
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", "from aspectrag.cli.main import app; app()",
+                             "serve", "--index", str(tmp_path / "idx"), "--port", str(port),
+                             "--workers", "2"], env=env, stdout=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 60
+        while time.monotonic() < end and _listening_sockets(port) < 2:
+            time.sleep(0.2)
+        assert _listening_sockets(port) == 2  # uvicorn's shared socket would be 1
+        ok = 0
+        while time.monotonic() < end and ok < 20:  # a new connection each time
+            try:
+                ok += httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert ok == 20
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -121,5 +121,14 @@ def serve(
         return
     from uvicorn.supervisors import Multiprocess
 
-    sock = config.bind_socket()
-    Multiprocess(config, sockets=[sock]).run()
+    from aspectrag.service.http import ReusePortListener, bind_reuse_port, reuse_port_balances
+
+    if not reuse_port_balances() or not port:  # one shared socket (connections may favour one worker)
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    try:  # fail here, with a message, rather than in every worker
+        bind_reuse_port(host, port).close()
+    except OSError as e:
+        fail(f"cannot listen on {host}:{port}: {e}; choose another --port")
+    listeners: Any = ReusePortListener(host, port)  # each worker binds its own socket
+    Multiprocess(config, sockets=listeners).run()
