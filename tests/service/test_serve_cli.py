@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,6 +28,10 @@ def test_factory_is_picklable_and_builds_the_app(tmp_path):
         assert c.get("/healthz").json() == {"status": "ok"}
         assert c.get("/v1/stats").json()["documents"] == 0
     assert params["index"] == str(tmp_path / "idx")  # not consumed: every worker builds its own
+    from tqdm import tqdm
+
+    # a thread lock: tqdm's default multiprocessing semaphore leaked in every stopped worker
+    assert isinstance(tqdm.get_lock(), type(threading.RLock()))
 
 
 def test_is_loopback():

@@ -35,9 +35,25 @@ def build_app(params: dict[str, Any]) -> Any:
 
     setup_threads(params.get("threads") or None)
     quiet_libraries()
+    _thread_lock_for_tqdm()
     p = dict(params)
     p.pop("threads", None)
     return create_app(p.pop("index"), **p)
+
+
+def _thread_lock_for_tqdm() -> None:
+    """Give tqdm a thread lock. bm25s wraps every query's tokenizing in a (disabled) tqdm bar,
+    whose default lock holds a multiprocessing semaphore; in a ``--workers`` process that
+    semaphore is still registered when the worker is stopped, and the parent printed "There
+    appear to be 2 leaked semaphore objects" at every shutdown. No bar in a server process
+    is shared with another process, so a thread lock is enough."""
+    import threading
+
+    try:
+        from tqdm import tqdm
+    except ImportError:  # no tqdm: nothing to do
+        return
+    tqdm.set_lock(threading.RLock())
 
 
 def serve(
