@@ -31,6 +31,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
@@ -81,7 +82,7 @@ class ProcessEmbedder:
         self._proc: subprocess.Popen[bytes] | None = None
         self._send: Connection | None = None
         self._recv: Connection | None = None
-        self._idle_timer: threading.Timer | None = None
+        self._last_used = 0.0  # time.monotonic() of the last encode
 
     def __getattr__(self, name: str) -> Any:  # tokenizer, head configuration...
         if name == "local":  # not set yet (unpickling): no recursion
@@ -103,15 +104,14 @@ class ProcessEmbedder:
         if kind != "document" or not texts:
             return self.local.encode(texts, kind=kind, show_progress=show_progress)
         with self._lock:
-            if self._idle_timer is not None:
-                self._idle_timer.cancel()
             try:
                 self._start()
                 reply = self._ask(("encode", list(texts)))
             except BaseException:
                 self._stop()
                 raise
-            self._arm_idle_timer()
+            finally:
+                self._last_used = time.monotonic()
         if reply[0] != "ok":
             raise IngestEngineError(f"the embedding process failed: {reply[1]}")
         return reply[1]  # type: ignore[no-any-return]
@@ -119,8 +119,6 @@ class ProcessEmbedder:
     def close(self) -> None:
         """Stop the child (a later encode starts a new one)."""
         with self._lock:
-            if self._idle_timer is not None:
-                self._idle_timer.cancel()
             self._stop()
 
     # -- the child ------------------------------------------------------------------------
@@ -149,6 +147,9 @@ class ProcessEmbedder:
         self._send = Connection(down_w, readable=False)
         self._recv = Connection(up_r, writable=False)
         log.info("embedding process %d started (nice +%d)", self._proc.pid, self.nice)
+        self._last_used = time.monotonic()
+        threading.Thread(target=self._watch_idle, args=(self._proc,), daemon=True,
+                         name="aspectrag-embed-idle").start()
         reply = self._ask(("init", payload))
         if reply[0] != "ready":
             raise IngestEngineError(f"the embedding process could not build the embedder: "
@@ -167,18 +168,20 @@ class ProcessEmbedder:
             raise IngestEngineError(f"the embedding process exited (code {code}) during an "
                                     "ingest; nothing of it was committed") from e
 
-    def _arm_idle_timer(self) -> None:
-        t = threading.Timer(self.idle_s, self._idle_stop)
-        t.daemon = True
-        t.start()
-        self._idle_timer = t
-
-    def _idle_stop(self) -> None:
-        if self._lock.acquire(blocking=False):  # an encode running now keeps the child
-            try:
-                self._stop()
-            finally:
-                self._lock.release()
+    def _watch_idle(self, proc: subprocess.Popen[bytes]) -> None:
+        """Stop ``proc`` once no encode has used it for ``idle_s`` seconds (one thread per
+        child; it ends with the child)."""
+        while proc.poll() is None:
+            time.sleep(min(self.idle_s, 5.0))
+            if proc is not self._proc:
+                return
+            if time.monotonic() - self._last_used >= self.idle_s and \
+                    self._lock.acquire(blocking=False):  # an encode running keeps the child
+                try:
+                    if proc is self._proc:
+                        self._stop()
+                finally:
+                    self._lock.release()
 
     def _stop(self) -> None:
         for c in (self._send, self._recv):

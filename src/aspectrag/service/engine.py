@@ -300,7 +300,7 @@ class Engine:
         URL hosts / CIDRs exempt from the SSRF guard.
         """
         rep = self.writer_index().ingest(list(sources), on_progress=on_progress,
-                                allow_hosts=list(allow_hosts))
+                                         allow_hosts=list(allow_hosts))
         return {"added": rep.added, "updated": rep.updated, "unchanged": rep.unchanged,
                 "removed": rep.removed, "chunks": rep.chunks,
                 "failed": [{"source": s, "reason": r} for s, r in rep.failed],
