@@ -129,7 +129,9 @@ class ReusePortListener:
     and 1,976 in another of the same code. With a socket per worker the kernel spreads new
     connections over the workers by a hash of their address and port. The same fix as
     uvicorn's open pull request #2472 (``--socket-load-balance``) and the per-worker listeners
-    of gunicorn's ``reuse_port`` fix (#2938), here without changing uvicorn.
+    of gunicorn's ``reuse_port`` fix (#2938), here without changing uvicorn. The known
+    trade-off of per-worker listeners: connections still waiting in the queue of a worker that
+    dies are reset, where a shared socket would hand them to another worker.
     """
 
     def __init__(self, host: str, port: int) -> None:
