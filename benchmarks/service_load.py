@@ -271,6 +271,11 @@ def main() -> None:
     with sqlite3.connect(args.index / "index.sqlite") as src, \
             sqlite3.connect(index / "index.sqlite") as dst:
         src.backup(dst)  # a consistent copy whatever state the -wal/-shm files are in
+    from aspectrag.cli.common import quiet_libraries
+    from aspectrag.config import setup_threads
+
+    setup_threads(None)  # what `aspectrag serve` does in its process
+    quiet_libraries()  # as `aspectrag serve`: no loading bars
     try:
         if args.interleave:
             interleaved(args, index, base)
@@ -284,12 +289,8 @@ def interleaved(args: argparse.Namespace, index: Path, base: list[dict[str, str]
     """The p50 overhead at 1 client, measured in ``args.interleave`` rounds of an in-process
     block and a server block of ``args.seconds`` each: the paired differences' median and
     range, per workload."""
-    from aspectrag.cli.common import quiet_libraries
-    from aspectrag.config import setup_threads
     from aspectrag.index import Index
 
-    setup_threads(None)
-    quiet_libraries()
     questions = [f"What is {d['title']}?" for d in base]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -324,11 +325,6 @@ def interleaved(args: argparse.Namespace, index: Path, base: list[dict[str, str]
 
 def run(args: argparse.Namespace, index: Path, base: list[dict[str, str]],
         extra: list[dict[str, str]]) -> None:
-    from aspectrag.cli.common import quiet_libraries
-    from aspectrag.config import setup_threads
-
-    setup_threads(None)  # what `aspectrag serve` does in its process
-    quiet_libraries()  # as `aspectrag serve`: no loading bars
     questions = [f"What is {d['title']}?" for d in base]
     results: dict[str, Any] = {"in_process": {}, "server": {}, "during_ingest": {},
                                "client": args.client, "workers": args.workers}

@@ -64,6 +64,11 @@ class ProcessEmbedder:
         threads: torch / ONNX Runtime intra-op threads of the child (None: the ``threads``
             setting, :func:`aspectrag.config.setup_threads`).
 
+    The child is tied to the thread that starts it (the first document encode): Linux's
+    ``PR_SET_PDEATHSIG`` fires when that *thread* ends, so encode from a long-lived thread (the
+    service's writer thread does). A child killed that way fails the encode running then; the
+    next encode starts a new one.
+
     Raises (from :meth:`encode`):
         IngestEngineError: the child could not start, built an embedder with another name,
             raised while encoding (its message is kept) or died; the ingest fails and the
@@ -96,6 +101,7 @@ class ProcessEmbedder:
         return p.pid if p is not None and p.poll() is None else None
 
     def count_tokens(self, text: str) -> int:
+        """Model tokens in ``text``, counted by the local embedder."""
         return self.local.count_tokens(text)
 
     def encode(self, texts: Sequence[str], *, kind: TextKind = "document",
@@ -156,7 +162,9 @@ class ProcessEmbedder:
                                     f"{reply[1]}")
         if reply[1] != self.name:
             raise IngestEngineError(f"the embedding process built embedder {reply[1]!r}, not "
-                                    f"{self.name!r}; ingest in-process instead")
+                                    f"{self.name!r}; set service.ingest_process = false "
+                                    "(ASPECTRAG_SERVICE_INGEST_PROCESS=0) to embed in the "
+                                    "server process")
 
     def _ask(self, msg: tuple[Any, ...]) -> tuple[Any, ...]:
         assert self._send is not None and self._recv is not None
@@ -164,7 +172,10 @@ class ProcessEmbedder:
             self._send.send(msg)
             return self._recv.recv()  # type: ignore[no-any-return]
         except (EOFError, OSError) as e:
-            code = self._proc.wait(5) if self._proc is not None else None
+            try:
+                code = self._proc.wait(5) if self._proc is not None else None
+            except subprocess.TimeoutExpired:  # the pipe broke but the child lives on
+                code = None
             raise IngestEngineError(f"the embedding process exited (code {code}) during an "
                                     "ingest; nothing of it was committed") from e
 
