@@ -28,6 +28,11 @@ searches during the ingest keep p99 within 2x of idle. Run it on a quiet machine
 
     python benchmarks/service_load.py [--seconds 30] [--clients 1 8 32] [--workers 1]
     python benchmarks/service_load.py --seconds 2 --clients 1 --docs 20 --ingest-docs 10  # smoke
+    python benchmarks/service_load.py --interleave 6 --seconds 5 --clients 1 32 --workers 2
+
+``--interleave`` gives the idle targets as paired rounds (see ``interleaved``): separate
+phases minutes apart gave the same code's ratios anywhere across 0.45-0.88 (bm25 throughput,
+session 14).
 """
 
 from __future__ import annotations
@@ -255,9 +260,9 @@ def main() -> None:
                     help="load generator (see the module docstring)")
     ap.add_argument("--out", type=Path, help="also write the figures as JSON")
     ap.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
-                    help="instead of the table: the 1-client p50 overhead from ROUNDS "
-                         "alternating blocks of --seconds s, in-process then server, with both "
-                         "loaded throughout (slow drift of a shared machine cancels out)")
+                    help="instead of the table: the targets' ratios from ROUNDS rounds of "
+                         "paired blocks (in-process then server, each client count, --seconds "
+                         "s each), both loaded throughout: medians [min, max] of the rounds")
     args = ap.parse_args()
 
     arts = articles()
@@ -286,9 +291,12 @@ def main() -> None:
 
 
 def interleaved(args: argparse.Namespace, index: Path, base: list[dict[str, str]]) -> None:
-    """The p50 overhead at 1 client, measured in ``args.interleave`` rounds of an in-process
-    block and a server block of ``args.seconds`` each: the paired differences' median and
-    range, per workload."""
+    """The ratios of the targets from ``args.interleave`` rounds; each round runs, for every
+    client count, an in-process block then a server block of ``args.seconds`` each, with both
+    loaded throughout, so slow drift of a shared machine cancels out of the paired figures.
+    Printed per workload as the median of the rounds [min, max]: the p50 overhead at the
+    fewest clients, and at the most clients the server's throughput over the round's
+    in-process maximum (over its client counts) and the server's p99/p50."""
     from aspectrag.index import Index
 
     questions = [f"What is {d['title']}?" for d in base]
@@ -296,25 +304,44 @@ def interleaved(args: argparse.Namespace, index: Path, base: list[dict[str, str]
     url = f"http://127.0.0.1:{port}"
     proc = start_server(index, port, args.workers)
     cpu = ProcCpu(proc.pid)
-    out: dict[str, Any] = {"rounds": args.interleave, "seconds": args.seconds}
-    print("| workload | rounds | in-process p50 ms (median) | server p50 ms (median) | "
-          "p50 overhead ms: median of paired rounds [min, max] |")
-    print("|---|---|---|---|---|")
+    lo, top = min(args.clients), max(args.clients)
+    out: dict[str, Any] = {"rounds": args.interleave, "seconds": args.seconds,
+                           "clients": args.clients, "workers": args.workers}
+    print(f"| workload | rounds | p50 overhead ms, {lo} client(s) | throughput / in-process "
+          f"max, {top} clients | server p99/p50, {top} clients | server cpu ms/req, {top} "
+          "clients |")
+    print("|---|---|---|---|---|---|")
+
+    def spread(xs: list[float], fmt: str) -> str:
+        return (f"{format(statistics.median(xs), fmt)} [{format(min(xs), fmt)}, "
+                f"{format(max(xs), fmt)}]")
+
     try:
         idx = Index(index)
         for name in args.workloads:
-            in_process(index, questions, 1, 3.0, name, idx)  # warm-up
-            over_http(url, questions, 1, 3.0, name, cpu, args.client)
-            pairs = []
+            for c in args.clients:  # warm-up
+                in_process(index, questions, c, 3.0, name, idx)
+                over_http(url, questions, c, 3.0, name, cpu, args.client)
+            rounds = []
             for _ in range(args.interleave):
-                a = in_process(index, questions, 1, args.seconds, name, idx)["p50_ms"]
-                b = over_http(url, questions, 1, args.seconds, name, cpu, args.client)["p50_ms"]
-                pairs.append((a, b))
-            diffs = [b - a for a, b in pairs]
-            out[name] = {"pairs_ms": pairs, "overhead_median_ms": statistics.median(diffs)}
-            print(f"| {name} | {len(pairs)} | {statistics.median(a for a, _ in pairs):.2f} | "
-                  f"{statistics.median(b for _, b in pairs):.2f} | "
-                  f"{statistics.median(diffs):+.2f} [{min(diffs):+.2f}, {max(diffs):+.2f}] |",
+                blocks = {}
+                for c in args.clients:
+                    blocks[c] = (in_process(index, questions, c, args.seconds, name, idx),
+                                 over_http(url, questions, c, args.seconds, name, cpu,
+                                           args.client))
+                rounds.append(blocks)
+            over = [r[lo][1]["p50_ms"] - r[lo][0]["p50_ms"] for r in rounds]
+            ratio = [r[top][1]["rps"] / max(b[0]["rps"] for b in r.values()) for r in rounds]
+            tail = [r[top][1]["p99_ms"] / r[top][1]["p50_ms"] for r in rounds]
+            scpu = [r[top][1]["server_cpu_ms"] for r in rounds
+                    if r[top][1].get("server_cpu_ms") is not None]
+            out[name] = {"rounds": [{str(c): {"in_process": a, "server": b}
+                                     for c, (a, b) in r.items()} for r in rounds],
+                         "p50_overhead_ms_median": statistics.median(over),
+                         "throughput_ratio_median": statistics.median(ratio),
+                         "p99_over_p50_median": statistics.median(tail)}
+            print(f"| {name} | {len(rounds)} | {spread(over, '+.2f')} | {spread(ratio, '.2f')} "
+                  f"| {spread(tail, '.2f')} | {spread(scpu, '.3f') if scpu else '-'} |",
                   flush=True)
     finally:
         proc.terminate()

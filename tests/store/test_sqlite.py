@@ -149,3 +149,41 @@ def test_new_index_uses_16k_pages(tmp_path):
         w.upsert(d, c, {"dense": _vecs(1)})
     assert st._conn().execute("PRAGMA page_size").fetchone()[0] == 16384
     assert st._conn().execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+
+
+def test_chunk_cache_serves_repeats_and_a_commit_invalidates_it(tmp_path):
+    st = SQLiteStore(tmp_path / "idx")
+    d1, c1 = _doc("/a.txt", ["cats purr loudly", "dogs bark at night"])
+    with st.writer() as w:
+        w.upsert(d1, c1, {"dense": _vecs(2)})
+    sql: list[str] = []
+    st._conn().set_trace_callback(sql.append)
+    with st.reading():
+        first = st.get_chunks(["/a.txt#1", "/a.txt#0", "/a.txt#1"])
+    n_first = len(sql)
+    with st.reading():
+        again = st.get_chunks(["/a.txt#0", "/a.txt#1"])
+    assert [c.text for c in first] == ["dogs bark at night", "cats purr loudly",
+                                       "dogs bark at night"]
+    assert [c.text for c in again] == ["cats purr loudly", "dogs bark at night"]
+    assert not any("FROM chunks" in s for s in sql[n_first:])  # served from the cache
+    assert sum("SELECT value FROM meta" in s for s in sql[:n_first]) == 1  # generation read once
+    d1b, c1b = _doc("/a.txt", ["cats purr softly", "dogs sleep"], fp="g")
+    with st.writer() as w:  # a commit: the next reading sees the new text
+        w.upsert(d1b, c1b, {"dense": _vecs(2)})
+    with st.reading():
+        assert [c.text for c in st.get_chunks(["/a.txt#1"])] == ["dogs sleep"]
+    with pytest.raises(KeyError, match="unknown chunk ids"):
+        st.get_chunks(["/nope#0"])
+
+
+def test_chunk_cache_is_bounded(tmp_path):
+    st = SQLiteStore(tmp_path / "idx")
+    st.chunk_cache_size = 3
+    d1, c1 = _doc("/a.txt", [f"text number {i}" for i in range(6)])
+    with st.writer() as w:
+        w.upsert(d1, c1, {"dense": _vecs(6)})
+    with st.reading():
+        got = st.get_chunks([c.chunk_id for c in c1])
+    assert [c.text for c in got] == [c.text for c in c1]
+    assert list(st._chunks[1]) == ["/a.txt#3", "/a.txt#4", "/a.txt#5"]

@@ -109,9 +109,11 @@ class ExtractiveGenerator:
             F1 +0.006, recall -0.001; benchmarks/results/aragog_answers.txt), and recall must
             not drop.
 
-    Defaults (budget 60, lexical 0.2, MMR 0.3, 3 sentences) were chosen on the first half of
-    ARAGOG's questions (benchmarks/aragog_tune.py): held-out token F1 0.169 -> 0.193, answer
-    recall 0.370 -> 0.282 (benchmarks/results/aragog_answers.txt).
+    Defaults: no budget, no lexical term, no MMR, 4 sentences (the answerer as measured before
+    the concise mode). :data:`CONCISE` (budget 60, lexical 0.2, MMR 0.3, 3 sentences), chosen
+    on the first half of ARAGOG's questions (benchmarks/aragog_tune.py), gives held-out token
+    F1 0.169 -> 0.193 but answer recall 0.370 -> 0.282 (benchmarks/results/aragog_answers.txt),
+    so it is an option, not the default.
     """
 
     name = "extractive"

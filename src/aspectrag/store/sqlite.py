@@ -37,6 +37,7 @@ import logging
 import os
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -133,6 +134,9 @@ class SQLiteStore:
 
     capabilities = frozenset({CAP_BATCHED_VECTOR_SEARCH, CAP_DERIVED_INDEXES, CAP_SIDE_FILES,
                               CAP_TRANSACTIONS, CAP_CHECK})
+    #: chunks :meth:`get_chunks` keeps in memory per store (least recently used dropped):
+    #: about 1-2 KB each at the default chunk size, so a few MB.
+    chunk_cache_size: int = 4096
 
     def __init__(self, path: str | Path, *, readonly: bool = False,
                  ann_threshold: int = 50_000, head_dtype: str | None = None,
@@ -161,6 +165,7 @@ class SQLiteStore:
         self._dense: dict[str, tuple[int, DenseIndex]] = {}
         self._source_rows: tuple[int, dict[str, np.ndarray]] = (-1, {})
         self._ids: tuple[int, dict[int, str]] = (-1, {})
+        self._chunks: tuple[int, OrderedDict[str, Chunk]] = (-1, OrderedDict())
         self._rowids: tuple[int, np.ndarray] = (-1, np.zeros(0, np.int64))
         self._stacks: dict[tuple[str, ...],
                            tuple[int, np.ndarray, np.ndarray, np.ndarray | None]] = {}
@@ -215,9 +220,16 @@ class SQLiteStore:
 
     @property
     def generation(self) -> int:
-        """Number of committed writes so far; derived indexes are tagged with it."""
+        """Number of committed writes so far; derived indexes are tagged with it. Read once
+        per :meth:`reading` transaction (its snapshot cannot change inside it)."""
+        snap = getattr(self._local, "snapshot", None)
+        if snap is not None and snap[0] is not None:
+            return snap[0]
         row = self._conn().execute("SELECT value FROM meta WHERE key='generation'").fetchone()
-        return int(row[0]) if row else 0
+        gen = int(row[0]) if row else 0
+        if snap is not None:
+            self._local.snapshot = (gen,)
+        return gen
 
     def side_path(self, name: str) -> Path:
         """``<path>/<name>``: a side file kept with the index (e.g. the token cache)."""
@@ -234,13 +246,16 @@ class SQLiteStore:
         begin = depth == 0 and not conn.in_transaction and not self._local.memory
         if begin:
             conn.execute("BEGIN DEFERRED")
+            self._local.snapshot = (None,)  # this transaction's generation, once read
         self._local.read_depth = depth + 1
         try:
             yield
         finally:
             self._local.read_depth = depth
-            if begin and conn.in_transaction:
-                conn.execute("COMMIT")  # ends the read transaction (nothing was written)
+            if begin:
+                self._local.snapshot = None
+                if conn.in_transaction:
+                    conn.execute("COMMIT")  # ends the read transaction (nothing was written)
 
     # -- writing -----------------------------------------------------------------------------
     def write_lock(self, *, wait: bool = True,
@@ -358,20 +373,56 @@ class SQLiteStore:
         }
 
     def get_chunks(self, chunk_ids: Sequence[str]) -> list[Chunk]:
+        """The chunks of ``chunk_ids``, in that order (``Store.get_chunks``). Inside
+        :meth:`reading`, chunks come from a cache of the :attr:`chunk_cache_size` most recently
+        fetched ones of the current generation (a commit empties it), so a search whose hits
+        were seen before runs no SQL for them. The chunks returned are shared: treat them as
+        read-only.
+
+        Raises:
+            KeyError: an id that is not in the index.
+        """
         if not chunk_ids:
             return []
-        found: dict[str, Chunk] = {}
         ids = list(chunk_ids)
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
+        cache = self._chunk_cache() if getattr(self._local, "snapshot", None) else None
+        found: dict[str, Chunk] = {}
+        if cache is not None:
+            with self._lock:
+                for c in ids:
+                    hit = cache.get(c)
+                    if hit is not None:
+                        cache.move_to_end(c)
+                        found[c] = hit
+        todo = [c for c in dict.fromkeys(ids) if c not in found]
+        fetched: dict[str, Chunk] = {}
+        for i in range(0, len(todo), 500):
+            part = todo[i : i + 500]
             q = (f"SELECT {_CHUNK_COLS} FROM chunks c JOIN documents d ON c.doc = d.id "
                  f"WHERE c.chunk_id IN ({','.join('?' * len(part))})")
             for r in self._conn().execute(q, part):
-                found[r[0]] = _row_to_chunk(r)
-        missing = [c for c in ids if c not in found]
+                fetched[r[0]] = _row_to_chunk(r)
+        missing = [c for c in todo if c not in fetched]
         if missing:
             raise KeyError(f"unknown chunk ids: {missing[:5]}")
+        if cache is not None and fetched:
+            with self._lock:
+                cache.update(fetched)
+                while len(cache) > self.chunk_cache_size:
+                    cache.popitem(last=False)
+        found.update(fetched)
         return [found[c] for c in ids]
+
+    def _chunk_cache(self) -> OrderedDict[str, Chunk] | None:
+        """The chunk cache of the generation this thread reads (emptied when a newer one is
+        read; None for a reader of an older snapshot, which must not see newer chunks)."""
+        gen = self.generation
+        with self._lock:
+            if self._chunks[0] < gen:
+                self._chunks = (gen, OrderedDict())
+            elif self._chunks[0] > gen:  # a reader of an older snapshot: no cache for it
+                return None
+            return self._chunks[1]
 
     def _chunks_by_rowid(self, rowids: Sequence[int]) -> dict[int, Chunk]:
         out: dict[int, Chunk] = {}
