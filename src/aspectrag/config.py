@@ -13,9 +13,11 @@ from pathlib import Path
 from aspectrag.settings import ChunkingSettings as ChunkingConfig
 from aspectrag.settings import get_settings
 
-__all__ = ["ChunkingConfig", "default_index_path", "setup_threads", "shared_data_dir"]
+__all__ = ["ChunkingConfig", "default_index_path", "runtime_threads", "setup_threads",
+           "shared_data_dir"]
 
 _THREADS_SET = False
+_THREADS: int | None = None
 
 
 def setup_threads(n: int | None = None) -> int:
@@ -32,7 +34,7 @@ def setup_threads(n: int | None = None) -> int:
     starts with ``n`` intra-op threads (a torch-free query path stays torch-free). ONNX
     Runtime embedders read the ``threads`` setting themselves.
     """
-    global _THREADS_SET
+    global _THREADS_SET, _THREADS
     import sys
 
     from threadpoolctl import threadpool_limits
@@ -50,7 +52,16 @@ def setup_threads(n: int | None = None) -> int:
     if not _THREADS_SET:
         threadpool_limits(limits=1, user_api="blas")
         _THREADS_SET = True
+    _THREADS = n
     return n
+
+
+def runtime_threads() -> int:
+    """The model runtime's intra-op threads in this process: what :func:`setup_threads` gave
+    it, else what it would give (the ``threads`` setting, or all cores when 0)."""
+    if _THREADS is not None:
+        return _THREADS
+    return get_settings().threads or (os.cpu_count() or 1)
 
 
 def default_index_path() -> Path:

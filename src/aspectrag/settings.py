@@ -62,7 +62,8 @@ Fields (``section.field``: environment variable, default):
     service.upload_limit_mb: ASPECTRAG_SERVICE_UPLOAD_LIMIT_MB, 50 MB
     service.request_timeout_s: ASPECTRAG_SERVICE_REQUEST_TIMEOUT_S, 60 s
     service.search_concurrency: ASPECTRAG_SERVICE_SEARCH_CONCURRENCY, 0 (= the cores of each
-        server process): searches run at once per process, the others queue
+        server process / its model-runtime threads, at least 1): searches run at once per
+        process, the others queue
     service.ingest_process / ingest_nice: ASPECTRAG_SERVICE_INGEST_PROCESS / _INGEST_NICE,
         true / 10 — ingest jobs embed in a child process at this nice increment (0-19), so
         searches keep the cores while an ingest runs

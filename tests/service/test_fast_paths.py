@@ -180,3 +180,17 @@ def test_a_search_waiting_past_the_time_limit_is_a_503(hash_index: Index) -> Non
         assert "longer than" in r.json()["detail"]
     finally:
         engine._turns.release()
+
+
+def test_default_search_concurrency_keeps_the_cores_unoversubscribed(
+        hash_index: Index, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Searches at once x intra-op threads <= cores: 2 cores with 2 threads -> 1 search,
+    2 cores with 1 thread (``--workers 2``) -> 2, never 0."""
+    from aspectrag import config
+    from aspectrag.service import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "available_cores", lambda: 2)
+    for threads, want in ((2, 1), (1, 2), (4, 1)):
+        monkeypatch.setattr(config, "_THREADS", threads)
+        assert Engine(hash_index).max_searches == want
+    assert Engine(hash_index, max_searches=3).max_searches == 3

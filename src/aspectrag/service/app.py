@@ -57,7 +57,8 @@ def create_app(
         state_dir: folder of the job table and uploads (default ``<index folder>/service``).
         run_writer: start the writer thread that runs ingest jobs.
         search_concurrency: searches run at once, the others wait their turn (0: the
-            process's cores; see :class:`~aspectrag.service.engine.Engine`).
+            process's cores / its model-runtime threads, at least 1; see
+            :class:`~aspectrag.service.engine.Engine`).
         ingest_nice: ingest jobs embed in a child process at this nice increment (0-19), so
             searches keep the cores during an ingest; None: in this process (see
             :mod:`aspectrag.service.embed_process`).

@@ -7,7 +7,8 @@ configuration and every search returns its own diagnostics (``SearchResult``), s
 share nothing per call. At most ``max_searches`` searches run at once (the others wait their
 turn): searches are CPU-bound, and more threads than cores searching together only slow each
 other down (GIL hand-offs around every SQLite / numpy call: measured in
-``benchmarks/service_load.py``, bm25 in-process 1311 searches/s from 1 thread, 454 from 32).
+``benchmarks/service_load.py``, bm25 in-process 1311 searches/s from 1 thread, 454 from 32;
+after the session-15 query path, ``benchmarks/search_threads.py``: 3,739 from 1, 1,400 from 32).
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def default_max_searches() -> int:
+    """Searches at once per process by default: cores / intra-op threads, at least 1 (see
+    ``Engine``'s ``max_searches``)."""
+    from aspectrag.config import runtime_threads
+
+    return max(1, available_cores() // max(1, runtime_threads()))
+
+
 class Engine:
     """Retrieval, answers and ingest over one ``Index`` for the HTTP service.
 
@@ -71,7 +80,16 @@ class Engine:
         allowed_llms: ``llm`` specs a request may name besides ``None`` (the server default),
             ``"extractive"`` and ``"openai:*"``; e.g. ``{"hf:/models/qwen"}``.
         max_searches: searches run at once (others wait); 0: the process's cores
-            (:func:`available_cores`). Raise it when searches mostly wait on a remote LLM
+            (:func:`available_cores`) divided by the model runtime's intra-op threads
+            (:func:`aspectrag.config.runtime_threads`), at least 1: one search's query
+            encoding already uses that many cores, so more searches at once only oversubscribe
+            them. On 2 cores with 2 torch threads that is 1; measured against 2 with
+            ``service_load.py --interleave 3`` (1 worker, session 15): hybrid p50 overhead at
+            1 client -0.20 to +0.73 ms over 3 runs against +0.11 to +4.52 over 5 (once a
+            32-client burst had started a second search thread, later 1-client hybrid
+            searches took 18-22 ms instead of 15-16.5), at the cost of hybrid throughput at 32
+            clients: 0.93-1.07x against 1.13-1.28x the in-process maximum (bm25 unchanged,
+            0.22-0.24x). Raise it when searches mostly wait on a remote LLM
             (multi-query with ``openai:`` query generation).
         queue_timeout: seconds a search may wait for its turn before ``SearchQueueTimeout``
             (the HTTP layer has answered 503 by then; the wait ends so no stale work runs).
@@ -94,7 +112,7 @@ class Engine:
         self._writer: Index | None = None
         self._child: ProcessEmbedder | None = None
         self.allowed_llms = set(allowed_llms)
-        self.max_searches = max_searches if max_searches > 0 else available_cores()
+        self.max_searches = max_searches if max_searches > 0 else default_max_searches()
         self.queue_timeout = queue_timeout
         self._turns = threading.BoundedSemaphore(self.max_searches)
         self._retrievers: dict[SearchSpec, Retriever] = {}
