@@ -187,3 +187,38 @@ def test_chunk_cache_is_bounded(tmp_path):
         got = st.get_chunks([c.chunk_id for c in c1])
     assert [c.text for c in got] == [c.text for c in c1]
     assert list(st._chunks[1]) == ["/a.txt#3", "/a.txt#4", "/a.txt#5"]
+
+
+def test_chunk_cache_never_mixes_generations_under_a_writer(tmp_path):
+    """Readers in other threads while a writer commits new texts: within one read transaction
+    the chunk text always belongs to the generation read there (one text per generation, and
+    never an older text at a newer generation)."""
+    import threading
+
+    st = SQLiteStore(tmp_path / "idx")
+    d, c = _doc("/a.txt", ["version 0", "other"])
+    with st.writer() as w:
+        w.upsert(d, c, {"dense": _vecs(2)})
+    seen: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            with st.reading():
+                seen.append((st.generation, st.get_chunks(["/a.txt#0"])[0].text))
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    written = {st.generation: "version 0"}  # generation -> the text committed at it
+    for t in readers:
+        t.start()
+    for v in range(1, 30):
+        dv, cv = _doc("/a.txt", [f"version {v}", "other"], fp=f"v{v}")
+        with st.writer() as w:
+            w.upsert(dv, cv, {"dense": _vecs(2)})
+        written[st.generation] = f"version {v}"
+    stop.set()
+    for t in readers:
+        t.join()
+    assert len({g for g, _ in seen}) > 1
+    for gen, text in seen:
+        assert text == written[gen], f"generation {gen} read {text!r}, committed {written[gen]!r}"

@@ -166,6 +166,7 @@ class SQLiteStore:
         self._source_rows: tuple[int, dict[str, np.ndarray]] = (-1, {})
         self._ids: tuple[int, dict[int, str]] = (-1, {})
         self._chunks: tuple[int, OrderedDict[str, Chunk]] = (-1, OrderedDict())
+        self._chunks_lock = threading.Lock()  # its own: _lock is held through index loads
         self._rowids: tuple[int, np.ndarray] = (-1, np.zeros(0, np.int64))
         self._stacks: dict[tuple[str, ...],
                            tuple[int, np.ndarray, np.ndarray, np.ndarray | None]] = {}
@@ -388,7 +389,7 @@ class SQLiteStore:
         cache = self._chunk_cache() if getattr(self._local, "snapshot", None) else None
         found: dict[str, Chunk] = {}
         if cache is not None:
-            with self._lock:
+            with self._chunks_lock:
                 for c in ids:
                     hit = cache.get(c)
                     if hit is not None:
@@ -406,7 +407,7 @@ class SQLiteStore:
         if missing:
             raise KeyError(f"unknown chunk ids: {missing[:5]}")
         if cache is not None and fetched:
-            with self._lock:
+            with self._chunks_lock:
                 cache.update(fetched)
                 while len(cache) > self.chunk_cache_size:
                     cache.popitem(last=False)
@@ -417,7 +418,7 @@ class SQLiteStore:
         """The chunk cache of the generation this thread reads (emptied when a newer one is
         read; None for a reader of an older snapshot, which must not see newer chunks)."""
         gen = self.generation
-        with self._lock:
+        with self._chunks_lock:
             if self._chunks[0] < gen:
                 self._chunks = (gen, OrderedDict())
             elif self._chunks[0] > gen:  # a reader of an older snapshot: no cache for it
