@@ -323,8 +323,10 @@ def interleaved(args: argparse.Namespace, index: Path, base: list[dict[str, str]
             for c in args.clients:  # warm-up
                 in_process(index, questions, c, 3.0, name, idx)
                 over_http(url, questions, c, 3.0, name, cpu, args.client)
-            # the p50 pairs first, alone: a 32-client block between them shifted the next
-            # blocks' 1-client latencies (hybrid +3.6 ms against +0.2-0.6 ms without)
+            # the 1-client pairs back to back, then the throughput rounds; the warm-up's
+            # burst comes before both, so the pairs see a server that has had a burst, as a
+            # live one has (with 2 searches at once per process, a burst's second search
+            # thread made every later 1-client hybrid search 3-5 ms slower: Engine docs)
             pairs = [(in_process(index, questions, lo, args.seconds, name, idx),
                       over_http(url, questions, lo, args.seconds, name, cpu, args.client))
                      for _ in range(args.interleave)]
