@@ -85,9 +85,10 @@ class Engine:
             encoding already uses that many cores, so more searches at once only oversubscribe
             them. On 2 cores with 2 torch threads that is 1; measured against 2 with
             ``service_load.py --interleave 3`` (1 worker, session 15): hybrid p50 overhead at
-            1 client -0.20 to +0.73 ms over 3 runs against +0.11 to +4.52 over 5 (once a
-            32-client burst had started a second search thread, later 1-client hybrid
-            searches took 18-22 ms instead of 15-16.5), at the cost of hybrid throughput at 32
+            1 client -0.20 to +0.73 ms over 3 runs against +0.11 to +4.52 over 5, one of
+            them under load (once a 32-client burst had started a second search thread, later
+            1-client hybrid searches took 18-22 ms instead of 15-16.5), at the cost of hybrid
+            throughput at 32
             clients: 0.93-1.07x against 1.13-1.28x the in-process maximum (bm25 unchanged,
             0.22-0.24x). Raise it when searches mostly wait on a remote LLM
             (multi-query with ``openai:`` query generation).
