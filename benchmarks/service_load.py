@@ -166,7 +166,7 @@ def over_http(url: str, questions: list[str], clients: int, seconds: float, name
             if len(ERRORS) < 5:
                 ERRORS.append(f"{name}, {clients} clients: {why}")
 
-        lat, errors = asyncio.run(run_clients(host, int(port), raws, clients, seconds, record))
+        lat, errors = _run(run_clients(host, int(port), raws, clients, seconds, record))
     else:
         lat, errors = asyncio.run(_httpx_clients(url, path, key, body, questions, clients,
                                                  seconds, name))
@@ -205,6 +205,16 @@ async def _httpx_clients(url: str, path: str, key: str, body: dict[str, Any],
 
         await asyncio.gather(*(client(i) for i in range(clients)))
     return lat, errors
+
+
+def _run(coro: Any) -> Any:
+    """``coro`` on uvloop where it is installed (the lean client spends about a fifth less CPU
+    per request there: 0.077-0.093 ms against 0.099-0.109, session 16), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def free_port() -> int:

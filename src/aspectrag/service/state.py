@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,10 +13,11 @@ from typing import Any, TypeVar
 from fastapi import Request
 
 from aspectrag.service.auth import scopes_of
-from aspectrag.service.engine import Engine
+from aspectrag.service.engine import Engine, SearchSpec
 from aspectrag.service.jobs import JobRunner, JobStore
 from aspectrag.service.pool import WorkerPool
 from aspectrag.service.problems import Problem
+from aspectrag.types import SearchResult
 
 T = TypeVar("T")
 
@@ -94,6 +95,17 @@ class ServiceState:
             raise Problem(503, "Request timed out",
                           f"the request took longer than {limit:g} s; ask for fewer hits (k) or a "
                           "cheaper retriever, or retry later", headers={"Retry-After": "5"}) from None
+
+    async def search(self, query: str, k: int, spec: SearchSpec,
+                     sources: Sequence[str] | None = None) -> SearchResult:
+        """``engine.search`` for ``POST /v1/search``: on the event loop when it is expected
+        to be shorter than ``engine.inline_below`` (:meth:`Engine.search_now`), else in
+        :attr:`search_pool` under the request time limit."""
+        out = self.engine.search_now(query, k, spec, sources)
+        if out is None:
+            out = await self.run(self.engine.search, query, k, spec, sources,
+                                 pool=self.search_pool)
+        return out
 
     def authorize(self, request: Request, scope: str) -> None:
         """Raise 401/403 unless the request's bearer key has ``scope`` (no keys: open)."""
