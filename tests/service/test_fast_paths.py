@@ -1,7 +1,8 @@
 """The service's per-request fast paths keep their guarantees: the worker pool (results,
 errors, its thread cap, abandoned calls never run), the coalescing transport (order, one
 write per JSON answer, a lone head still leaves), and the search turns (at most N searches at
-once, a search that waits too long for its turn ends as 503)."""
+once, a search that waits too long for its turn ends as 503), and short searches running on
+the event loop (only once measured short, never one that waits on I/O)."""
 
 from __future__ import annotations
 
@@ -194,3 +195,62 @@ def test_default_search_concurrency_keeps_the_cores_unoversubscribed(
         monkeypatch.setattr(config, "_THREADS", threads)
         assert Engine(hash_index).max_searches == want
     assert Engine(hash_index, max_searches=3).max_searches == 3
+
+
+# -- short searches on the calling thread ------------------------------------------------------
+def test_search_now_runs_only_searches_measured_short(hash_index: Index) -> None:
+    engine = Engine(hash_index, max_searches=1)
+    bm25 = SearchSpec("bm25")
+    assert engine.search_now("roman army", 2, bm25) is None  # never measured yet
+    engine.search("roman army", 2, bm25)  # a worker thread's search: measured
+    res = engine.search_now("roman army", 2, bm25)
+    assert res is not None and res.hits and res.timings["queued"] == pytest.approx(0, abs=1e-3)
+    engine._turns.acquire()  # every turn taken: a short search still runs (it takes none)
+    try:
+        assert engine.search_now("roman army", 2, bm25) is not None
+    finally:
+        engine._turns.release()
+    assert Engine(hash_index, inline_below=0).search_now("roman army", 2, bm25) is None
+
+    inner = hash_index.search_result
+
+    def waits(*a, **k):  # type: ignore[no-untyped-def]
+        time.sleep(0.02)  # little CPU, 20 ms of waiting (a remote store, an LLM)
+        return inner(*a, **k)
+
+    hash_index.search_result = waits  # type: ignore[method-assign]
+    engine = Engine(hash_index)
+    engine.search("roman army", 2, bm25)
+    assert engine.search_now("roman army", 2, bm25) is None  # 20 ms wall-clock: off the loop
+
+    def burns(*a, **k):  # type: ignore[no-untyped-def]
+        end = time.thread_time() + 0.003
+        while time.thread_time() < end:
+            pass
+        return inner(*a, **k)
+
+    hash_index.search_result = burns  # type: ignore[method-assign]
+    engine = Engine(hash_index)
+    engine.search("roman army", 2, bm25)
+    assert engine.search_now("roman army", 2, bm25) is None  # 3 ms of CPU: off the loop
+
+
+def test_served_short_searches_skip_the_worker_thread(hash_index: Index) -> None:
+    from fastapi.testclient import TestClient
+
+    app = create_app(hash_index, run_writer=False)
+    threads: list[str] = []
+    inner = hash_index.search_result
+
+    def where(*a, **k):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread().name)
+        return inner(*a, **k)
+
+    hash_index.search_result = where  # type: ignore[method-assign]
+    with TestClient(app) as c:
+        for _ in range(3):
+            r = c.post("/v1/search", json={"query": "roman army", "retriever": "bm25", "k": 2})
+            assert r.status_code == 200 and r.json()["hits"], r.text
+    bm25 = threads[-3:]  # before them: the warm-up's hybrid search
+    assert bm25[0].startswith("aspectrag-search")  # the first, not yet measured
+    assert not any(t.startswith("aspectrag-search") for t in bm25[1:])  # then on the loop
