@@ -124,7 +124,9 @@ def serve(
               "search_concurrency": svc.search_concurrency or (
                   max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0),
               "ingest_nice": svc.ingest_nice if svc.ingest_process else None,
-              "threads": max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None}
+              # a worker's share of the cores, unless the threads setting gives a number
+              "threads": settings().threads or (
+                  max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None)}
     from aspectrag.service.http import http_protocol
 
     config = uvicorn.Config(functools.partial(build_app, params), factory=True, host=host,
