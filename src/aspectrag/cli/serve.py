@@ -24,6 +24,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def passive_openmp() -> None:
+    """Make OpenMP threads of this process and its children sleep when idle instead of
+    spinning (``OMP_WAIT_POLICY=PASSIVE``, unless set already), for ``serve --workers N``.
+
+    Every worker gives torch all the cores (the ``threads`` setting, default 0 = all), so one
+    request alone encodes its query as fast as in-process; with N workers busy at once the
+    N x cores threads oversubscribe the cores, and libgomp's default spin-waiting then burns
+    them (``service_load.py --interleave 4 --workers 2``, 2 cores, session 16, hybrid at 32
+    clients: 0.33x [0.10, 0.52] the in-process maximum, 189 ms of server CPU per request
+    against 18). Passive waiting: hybrid 1.53x [1.33, 1.72], p50 overhead at 1 client
+    +1.07 ms [-0.22, +4.81], ask +24 ms. Before, each worker had cores / N threads: 1.96x, but
+    +2.98 ms [+1.07, +4.69] and ask +123 ms, one core per query. Set before the workers start
+    (libgomp reads it when torch loads it)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def build_app(params: dict[str, Any]) -> Any:
     """The ASGI app from ``serve``'s parameters (a module-level factory, so uvicorn workers can
     build it in their own process). Applies the process's thread settings first (the edge's
@@ -124,9 +140,9 @@ def serve(
               "search_concurrency": svc.search_concurrency or (
                   max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0),
               "ingest_nice": svc.ingest_nice if svc.ingest_process else None,
-              # a worker's share of the cores, unless the threads setting gives a number
-              "threads": settings().threads or (
-                  max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None)}
+              "threads": settings().threads or None}
+    if workers > 1:
+        passive_openmp()
     from aspectrag.service.http import http_protocol
 
     config = uvicorn.Config(functools.partial(build_app, params), factory=True, host=host,
