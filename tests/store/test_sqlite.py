@@ -222,3 +222,25 @@ def test_chunk_cache_never_mixes_generations_under_a_writer(tmp_path):
     assert len({g for g, _ in seen}) > 1
     for gen, text in seen:
         assert text == written[gen], f"generation {gen} read {text!r}, committed {written[gen]!r}"
+
+
+def test_a_current_derived_index_is_served_while_another_thread_loads(tmp_path):
+    """``bm25_index(gen)`` / ``dense_index(space, gen)`` of the current generation do not wait
+    for ``_lock``, which a thread loading a derived index holds throughout (the service runs
+    short searches on its event loop, which must not stall behind a load)."""
+    import threading
+
+    st = SQLiteStore(tmp_path / "idx")
+    d, c = _doc("/a.txt", ["roman army legion", "greek navy"])
+    with st.writer() as w:
+        w.upsert(d, c, {"dense": _vecs(2)})
+    gen = st.generation
+    bm25, dense = st.bm25_index(gen), st.dense_index("dense", gen)
+    got: list[object] = []
+    with st._lock:  # as a loading thread would
+        t = threading.Thread(target=lambda: got.extend(
+            [st.bm25_index(gen), st.dense_index("dense", gen)]))
+        t.start()
+        t.join(timeout=5)
+        assert not t.is_alive()
+    assert got == [bm25, dense]

@@ -125,6 +125,7 @@ class Engine:
         self.inline_below = inline_below
         # running means of each configuration's search seconds: CPU, wall-clock (search_now)
         self._cost: dict[SearchSpec, tuple[float, float]] = {}
+        self._seen: dict[SearchSpec, int | None] = {}  # store generation at its last search
         self._turns = threading.BoundedSemaphore(self.max_searches)
         self._retrievers: dict[SearchSpec, Retriever] = {}
         self._generators: dict[tuple[str | None, str], Generator] = {}
@@ -198,14 +199,21 @@ class Engine:
         10x that. CPU time, because a search in a worker thread beside a busy loop waits for
         the GIL (a bm25 search of 0.27 ms took 1.0-1.4 ms of wall-clock time at 32 clients);
         the wall-clock bound keeps a search that waits on the network (a remote store, an LLM)
-        off the loop. None before the first search of ``spec``.
+        off the loop. The first search of ``spec`` and its first after a commit (the store
+        generation changed) may load or update a derived index (tens of milliseconds or more):
+        they always go to a worker thread, and their times are not counted.
 
         Raises: as :meth:`search` (never ``SearchQueueTimeout``).
         """
         cost = self._cost.get(spec)
         if cost is None or cost[0] >= self.inline_below or cost[1] >= 10 * self.inline_below:
             return None
+        if self._generation() != self._seen.get(spec):
+            return None  # a commit since: the first search of it may load a derived index
         return self._timed(self.retriever(spec), query, k, spec, sources, time.perf_counter())
+
+    def _generation(self) -> int | None:
+        return getattr(self.index.store, "generation", None)
 
     def _search_turn(self, r: Retriever, query: str, k: int, spec: SearchSpec,
                      sources: Sequence[str] | None, t0: float) -> SearchResult:
@@ -216,13 +224,17 @@ class Engine:
 
     def _timed(self, r: Retriever, query: str, k: int, spec: SearchSpec,
                sources: Sequence[str] | None, t0: float) -> SearchResult:
+        gen = self._generation()  # before the search: a commit during it shows at the next
+        measured = spec in self._seen and self._seen[spec] == gen
+        self._seen[spec] = gen
         c1, t1 = time.thread_time(), time.perf_counter()
         res = self.index.search_result(query, k, retriever=r,
                                        sources=list(sources) if sources else None)
         took, cpu = time.perf_counter() - t1, time.thread_time() - c1
-        last = self._cost.get(spec)
-        self._cost[spec] = (cpu, took) if last is None else \
-            (0.8 * last[0] + 0.2 * cpu, 0.8 * last[1] + 0.2 * took)
+        if measured:  # not the first search of spec, nor its first of a new generation
+            last = self._cost.get(spec)
+            self._cost[spec] = (cpu, took) if last is None else \
+                (0.8 * last[0] + 0.2 * cpu, 0.8 * last[1] + 0.2 * took)
         res.timings["search"] = took
         res.timings["queued"] = t1 - t0
         return res

@@ -507,6 +507,9 @@ class SQLiteStore:
         """The BM25 index at the current generation: cached, loaded, brought up to date from
         the last one by a delta (``store/segments.py``), or rebuilt; saved. ``generation``
         saves reading it again when the caller just did."""
+        cached = self._bm25  # a current index without the lock, which is held through loads
+        if generation is not None and cached is not None and cached[0] == generation:
+            return cached[1]
         with self._lock, self.reading():
             gen = self.generation if generation is None else generation
             if self._bm25 is not None and self._bm25[0] == gen:
@@ -566,6 +569,9 @@ class SQLiteStore:
         """The dense index of ``space`` at the current generation: cached, loaded, brought up
         to date by a delta, or rebuilt; saved. ``generation`` saves reading it again when the
         caller just did."""
+        cached = self._dense.get(space)  # a current index without the lock (held through loads)
+        if generation is not None and cached is not None and cached[0] == generation:
+            return cached[1]
         with self._lock, self.reading():
             gen = self.generation if generation is None else generation
             cached = self._dense.get(space)
