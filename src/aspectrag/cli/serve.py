@@ -28,15 +28,20 @@ def passive_openmp() -> None:
     """Make OpenMP threads of this process and its children sleep when idle instead of
     spinning (``OMP_WAIT_POLICY=PASSIVE``, unless set already), for ``serve --workers N``.
 
-    Every worker gives torch all the cores (the ``threads`` setting, default 0 = all), so one
-    request alone encodes its query as fast as in-process; with N workers busy at once the
-    N x cores threads oversubscribe the cores, and libgomp's default spin-waiting then burns
-    them (``service_load.py --interleave 4 --workers 2``, 2 cores, session 16, hybrid at 32
-    clients: 0.33x [0.10, 0.52] the in-process maximum, 189 ms of server CPU per request
-    against 18). Passive waiting: hybrid 1.53x [1.33, 1.72], p50 overhead at 1 client
-    +1.07 ms [-0.22, +4.81], ask +24 ms. Before, each worker had cores / N threads: 1.96x, but
-    +2.98 ms [+1.07, +4.69] and ask +123 ms, one core per query. Set before the workers start
-    (libgomp reads it when torch loads it)."""
+    Every worker gives torch all the cores (the ``threads`` setting, default 0 = all), so a
+    request alone encodes its query on all of them; with N workers busy at once the N x cores
+    threads oversubscribe the cores, and libgomp's default spin-waiting then burns them.
+    ``service_load.py --interleave 4 --workers 2`` on 2 cores, session 16, throughput at 32
+    clients / in-process maximum and p50 overhead at 1 client (median [min, max]):
+
+    - 2 torch threads per worker, spinning: hybrid 0.33x [0.10, 0.52] (189 ms of server CPU
+      per request against 18);
+    - 1 thread per worker (before): hybrid 1.96x, +2.98 ms [+1.07, +4.69]; ask 1.22x,
+      +123 ms (one core per answer);
+    - 2 threads, passive (now): hybrid 1.45x, +3.59 ms [+2.32, +7.92]; ask 1.12x,
+      -2.1 ms [-27, +2.9]; bm25 0.90x.
+
+    Set before the workers start (libgomp reads it when torch loads it)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
