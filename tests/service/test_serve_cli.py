@@ -71,6 +71,7 @@ def test_reuse_port_listener_binds_once_per_worker():
 def test_serve_with_two_workers_listens_on_a_socket_per_worker(tmp_path):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    env.pop("OMP_WAIT_POLICY", None)
     proc = subprocess.Popen([sys.executable, "-c", "from aspectrag.cli.main import app; app()",
                              "serve", "--index", str(tmp_path / "idx"), "--port", str(port),
                              "--workers", "2"], env=env, stdout=subprocess.DEVNULL)
@@ -86,6 +87,17 @@ def test_serve_with_two_workers_listens_on_a_socket_per_worker(tmp_path):
             except httpx.HTTPError:
                 time.sleep(0.2)
         assert ok == 20
+        workers = [pid for pid in os.listdir("/proc") if pid.isdigit() and _ppid(pid) == proc.pid]
+        assert workers and all(  # idle OpenMP threads sleep: workers busy at once do not spin
+            b"OMP_WAIT_POLICY=PASSIVE" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            for pid in workers)
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def _ppid(pid: str) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None

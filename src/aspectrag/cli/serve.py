@@ -42,7 +42,9 @@ def passive_openmp() -> None:
       -2.1 ms [-27, +2.9]; bm25 0.90x.
 
     Set before the workers start (libgomp reads it when torch loads it)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from aspectrag.settings import export_to_libraries
+
+    export_to_libraries({"OMP_WAIT_POLICY": "PASSIVE"}, keep_user=frozenset({"OMP_WAIT_POLICY"}))
 
 
 def build_app(params: dict[str, Any]) -> Any:
