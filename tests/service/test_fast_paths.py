@@ -214,6 +214,7 @@ def test_search_now_runs_only_searches_measured_short(hash_index: Index, tmp_pat
     finally:
         engine._turns.release()
     assert Engine(hash_index, inline_below=0).search_now("roman army", 2, bm25) is None
+    assert engine.search_now("roman army", 2, bm25, sources=["/nowhere"]) is None
     more = tmp_path / "more.txt"
     more.write_text("The legion marched on Rome with the army.\n")
     assert hash_index.ingest([str(more)]).added == 1
@@ -259,9 +260,12 @@ def test_served_short_searches_skip_the_worker_thread(hash_index: Index) -> None
 
     hash_index.search_result = where  # type: ignore[method-assign]
     with TestClient(app) as c:
+        end = time.monotonic() + 30
+        while c.get("/readyz").status_code != 200 and time.monotonic() < end:
+            time.sleep(0.02)  # the warm-up's hybrid search is done
         for _ in range(4):
             r = c.post("/v1/search", json={"query": "roman army", "retriever": "bm25", "k": 2})
             assert r.status_code == 200 and r.json()["hits"], r.text
-    bm25 = threads[-4:]  # before them: the warm-up's hybrid search
+    bm25 = threads[-4:]  # before them: the warm-up's hybrid search (ready: it has ended)
     assert all(t.startswith("aspectrag-search") for t in bm25[:2])  # unmeasured, measured
     assert not any(t.startswith("aspectrag-search") for t in bm25[2:])  # then on the loop

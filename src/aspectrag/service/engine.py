@@ -201,16 +201,20 @@ class Engine:
         the wall-clock bound keeps a search that waits on the network (a remote store, an LLM)
         off the loop. The first search of ``spec`` and its first after a commit (the store
         generation changed) may load or update a derived index (tens of milliseconds or more):
-        they always go to a worker thread, and their times are not counted.
+        they always go to a worker thread, and their times are not counted; so does every
+        search with a source filter (a new filter first scans the document table).
 
         Raises: as :meth:`search` (never ``SearchQueueTimeout``).
         """
         cost = self._cost.get(spec)
-        if cost is None or cost[0] >= self.inline_below or cost[1] >= 10 * self.inline_below:
+        if cost is None or cost[0] >= self.inline_below or cost[1] >= 10 * self.inline_below \
+                or sources:  # a new source filter scans the document table first
             return None
-        if self._generation() != self._seen.get(spec):
+        gen = self._generation()
+        if gen != self._seen.get(spec):
             return None  # a commit since: the first search of it may load a derived index
-        return self._timed(self.retriever(spec), query, k, spec, sources, time.perf_counter())
+        return self._timed(self.retriever(spec), query, k, spec, sources, time.perf_counter(),
+                           gen)
 
     def _generation(self) -> int | None:
         return getattr(self.index.store, "generation", None)
@@ -223,8 +227,9 @@ class Engine:
             self._turns.release()
 
     def _timed(self, r: Retriever, query: str, k: int, spec: SearchSpec,
-               sources: Sequence[str] | None, t0: float) -> SearchResult:
-        gen = self._generation()  # before the search: a commit during it shows at the next
+               sources: Sequence[str] | None, t0: float, gen: Any = ...) -> SearchResult:
+        if gen is ...:  # read before the search: a commit during it shows at the next
+            gen = self._generation()
         measured = spec in self._seen and self._seen[spec] == gen
         self._seen[spec] = gen
         c1, t1 = time.thread_time(), time.perf_counter()
