@@ -158,3 +158,25 @@ def test_prune_deletes_only_old_finished_jobs(tmp_path):
     assert jobs.prune(0.01) == 2
     assert jobs.get(done) is None and jobs.get(failed) is None
     assert jobs.get(queued)["status"] == "queued"
+
+
+
+def test_job_table_opens_while_another_process_creates_it(tmp_path):
+    """``serve --workers N`` processes create the job table at the same moment. A WAL switch
+    that meets another connection's write to the new file (here: a schema write held for
+    0.3 s) is answered "database is locked" at once, without SQLite's busy handler; the job
+    store must wait for it instead of failing (one worker of a ``--workers 2`` benchmark run
+    died of it, session 16)."""
+    import threading
+
+    (tmp_path / "state").mkdir()
+    other = sqlite3.connect(tmp_path / "state" / "jobs.sqlite", isolation_level=None,
+                            check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE IF NOT EXISTS elsewhere (x)")
+    threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
+    t0 = time.monotonic()
+    jobs = JobStore(tmp_path / "state")
+    assert time.monotonic() - t0 >= 0.25  # it waited for the other writer
+    assert jobs.submit("text", {"text": "x"})
+    other.close()

@@ -58,6 +58,25 @@ BOOT = uuid.uuid4().hex
 JobHandler = Callable[[str, dict[str, Any], Callable[[dict[str, Any]], None]], dict[str, Any]]
 
 
+def _wal(c: sqlite3.Connection, timeout: float = 30.0) -> None:
+    """Switch ``c``'s database to WAL, retrying "database is locked" for up to ``timeout`` s.
+
+    SQLite answers a journal-mode change while another connection holds a write lock on the
+    file (e.g. creating the schema of the new table) with SQLITE_BUSY at once, without its
+    busy handler: 3 ``serve`` worker processes opening a new job table together failed so in
+    4 of 15 trials (session 16; one worker of a ``--workers 2`` benchmark run died of it at
+    start-up)."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            c.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > end:
+                raise
+            time.sleep(0.02)
+
+
 class JobStore:
     """The job table (one SQLite file); safe from any thread or process."""
 
@@ -74,7 +93,7 @@ class JobStore:
         if c is None:
             c = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                 check_same_thread=False)
-            c.execute("PRAGMA journal_mode=WAL")
+            _wal(c)
             c.execute("PRAGMA synchronous=NORMAL")
             c.row_factory = sqlite3.Row
             self._local.conn = c
