@@ -200,14 +200,16 @@ def test_default_search_concurrency_keeps_the_cores_unoversubscribed(
 
 # -- short searches on the calling thread ------------------------------------------------------
 def test_search_now_runs_only_searches_measured_short(hash_index: Index, tmp_path: Path) -> None:
-    engine = Engine(hash_index, max_searches=1)
+    # a generous threshold: a loaded machine can stretch a tiny search past 1 ms of CPU or
+    # 10 ms of wall-clock time; the default thresholds are tested below with slow searches
+    engine = Engine(hash_index, max_searches=1, inline_below=1.0)
     bm25 = SearchSpec("bm25")
     assert engine.search_now("roman army", 2, bm25) is None  # never measured yet
     engine.search("roman army", 2, bm25)  # the first: may load the index, not measured
     assert engine.search_now("roman army", 2, bm25) is None
     engine.search("roman army", 2, bm25)  # a worker thread's search: measured
     res = engine.search_now("roman army", 2, bm25)
-    assert res is not None and res.hits and res.timings["queued"] == pytest.approx(0, abs=1e-3)
+    assert res is not None and res.hits and res.timings["queued"] < 0.05  # no wait for a turn
     engine._turns.acquire()  # every turn taken: a short search still runs (it takes none)
     try:
         assert engine.search_now("roman army", 2, bm25) is not None
@@ -251,6 +253,7 @@ def test_served_short_searches_skip_the_worker_thread(hash_index: Index) -> None
     from fastapi.testclient import TestClient
 
     app = create_app(hash_index, run_writer=False)
+    app.state.service.engine.inline_below = 1.0  # as above: not at the mercy of machine load
     threads: list[str] = []
     inner = hash_index.search_result
 
