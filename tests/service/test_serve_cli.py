@@ -68,10 +68,15 @@ def test_reuse_port_listener_binds_once_per_worker():
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc/net/tcp")
-def test_serve_with_two_workers_listens_on_a_socket_per_worker(tmp_path):
+def test_serve_with_two_workers_listens_on_a_socket_per_worker(tmp_path, embedder):
+    from aspectrag.index import Index
+
+    from .conftest import write_docs
+
+    Index(tmp_path / "idx", embedder=embedder).ingest([str(write_docs(tmp_path / "docs"))])
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    env.pop("OMP_WAIT_POLICY", None)
+    env.pop("ASPECTRAG_THREADS", None)
     proc = subprocess.Popen([sys.executable, "-c", "from aspectrag.cli.main import app; app()",
                              "serve", "--index", str(tmp_path / "idx"), "--port", str(port),
                              "--workers", "2"], env=env, stdout=subprocess.DEVNULL)
@@ -87,13 +92,36 @@ def test_serve_with_two_workers_listens_on_a_socket_per_worker(tmp_path):
             except httpx.HTTPError:
                 time.sleep(0.2)
         assert ok == 20
-        workers = [pid for pid in os.listdir("/proc") if pid.isdigit() and _ppid(pid) == proc.pid]
-        assert workers and all(  # idle OpenMP threads sleep: workers busy at once do not spin
-            b"OMP_WAIT_POLICY=PASSIVE" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            for pid in workers)
+        workers = [pid for pid in os.listdir("/proc") if pid.isdigit() and _ppid(pid) == proc.pid
+                   and b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(workers) == 2  # (not multiprocessing's resource tracker)
+        lock = tmp_path / "idx" / "service" / "encode.lock"
+        while time.monotonic() < end and not all(_has_open(pid, lock) for pid in workers):
+            time.sleep(0.2)  # each worker's warm-up search encodes under the lock
+        assert all(_has_open(pid, lock) for pid in workers), "workers do not encode in turn"
+        for pid in workers:  # libgomp's default waiting (in turn, threads never spin in vain)
+            assert b"OMP_WAIT_POLICY=PASSIVE" not in Path(f"/proc/{pid}/environ").read_bytes()
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def _has_open(pid: str, path: Path) -> bool:
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}") == str(path)
+                   for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
+
+
+def test_workers_encode_in_turn_when_their_threads_outnumber_the_cores():
+    from aspectrag.cli.serve import encodes_in_turn
+
+    assert not encodes_in_turn(1, None, 2)
+    assert encodes_in_turn(2, None, 2)  # every worker takes all cores (the default)
+    assert encodes_in_turn(2, 2, 2)
+    assert not encodes_in_turn(2, 1, 2)
+    assert not encodes_in_turn(4, 4, 16)
 
 
 def _ppid(pid: str) -> int | None:

@@ -24,27 +24,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def passive_openmp() -> None:
-    """Make OpenMP threads of this process and its children sleep when idle instead of
-    spinning (``OMP_WAIT_POLICY=PASSIVE``, unless set already), for ``serve --workers N``.
+def encodes_in_turn(workers: int, threads: int | None, cores: int) -> bool:
+    """Whether the ``workers`` server processes should run their query encodes one at a time
+    (``create_app(serial_encode=True)``, :mod:`aspectrag.service.encode_lock`): when their
+    torch threads (``threads`` each; None: all ``cores``) outnumber the cores.
 
-    Every worker gives torch all the cores (the ``threads`` setting, default 0 = all), so a
-    request alone encodes its query on all of them; with N workers busy at once the N x cores
-    threads oversubscribe the cores, and libgomp's default spin-waiting then burns them.
-    ``service_load.py --interleave 4 --workers 2`` on 2 cores, session 16, throughput at 32
-    clients / in-process maximum and p50 overhead at 1 client (median [min, max]):
+    Measured with ``service_load.py --interleave 4 --seconds 5 --clients 1 32 --workers 2`` on
+    2 cores, every worker with 2 torch threads (quiet; server p50 at 1 client, throughput at 32
+    clients / in-process maximum):
 
-    - 2 torch threads per worker, spinning: hybrid 0.33x [0.10, 0.52] (189 ms of server CPU
-      per request against 18);
-    - 1 thread per worker (before): hybrid 1.96x, +2.98 ms [+1.07, +4.69]; ask 1.22x,
-      +123 ms (one core per answer);
-    - 2 threads, passive (now): hybrid 1.45x, +3.59 ms [+2.32, +7.92]; ask 1.12x,
-      -2.1 ms [-27, +2.9]; bm25 0.90x.
-
-    Set before the workers start (libgomp reads it when torch loads it)."""
-    from aspectrag.settings import export_to_libraries
-
-    export_to_libraries({"OMP_WAIT_POLICY": "PASSIVE"}, keep_user=frozenset({"OMP_WAIT_POLICY"}))
+    - encodes at once, libgomp's default spin-waiting: hybrid 0.33x [0.10, 0.52] (session 16;
+      189 ms of server CPU per request against 18: threads spin at barriers whose partner
+      another process has descheduled);
+    - encodes at once, idle threads sleeping (``OMP_WAIT_POLICY=PASSIVE``, session 16's
+      default): hybrid 1.45x, server p50 22-26 ms, +3.6 ms over in-process (every parallel
+      region pays a wake-up); in turn and sleeping: 1.05x, server p50 26-33 ms;
+    - in turn, default spinning (session 17, now): hybrid 1.00x [0.71, 1.51], server p50 16-22
+      ms; ask 0.89x, bm25 0.82x.
+    """
+    return workers > 1 and workers * (threads or cores) > cores
 
 
 def build_app(params: dict[str, Any]) -> Any:
@@ -147,9 +145,9 @@ def serve(
               "search_concurrency": svc.search_concurrency or (
                   max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0),
               "ingest_nice": svc.ingest_nice if svc.ingest_process else None,
-              "threads": settings().threads or None}
-    if workers > 1:
-        passive_openmp()
+              "threads": settings().threads or None,
+              "serial_encode": encodes_in_turn(workers, settings().threads or None,
+                                               os.cpu_count() or 1)}
     from aspectrag.service.http import http_protocol
 
     config = uvicorn.Config(functools.partial(build_app, params), factory=True, host=host,

@@ -21,6 +21,7 @@ from aspectrag.index import Index
 from aspectrag.service import problems
 from aspectrag.service.auth import normalise_keys
 from aspectrag.service.embed_process import DEFAULT_NICE
+from aspectrag.service.encode_lock import LOCK_FILE
 from aspectrag.service.engine import Engine
 from aspectrag.service.jobs import JobRunner, JobStore
 from aspectrag.service.state import API_VERSION, UPLOAD_TYPES, ServiceConfig, ServiceState
@@ -41,6 +42,7 @@ def create_app(
     run_writer: bool = True,
     search_concurrency: int = 0,
     ingest_nice: int | None = DEFAULT_NICE,
+    serial_encode: bool = False,
 ) -> FastAPI:
     """The FastAPI app serving ``index`` (an ``Index`` or its location).
 
@@ -63,6 +65,9 @@ def create_app(
         ingest_nice: ingest jobs embed in a child process at this nice increment (0-19), so
             searches keep the cores during an ingest; None: in this process (see
             :mod:`aspectrag.service.embed_process`).
+        serial_encode: searches and answers encode one at a time across every process
+            serving this state folder (``<state_dir>/encode.lock``; ``serve --workers N``
+            sets it, see :mod:`aspectrag.service.encode_lock`).
 
     Raises:
         aspectrag.errors.ConfigError: a malformed API key table.
@@ -77,7 +82,8 @@ def create_app(
         search_concurrency=search_concurrency)
     sdir = config.state_dir or Path(idx.path) / "service"
     engine = Engine(idx, allowed_llms=config.allowed_llms, max_searches=search_concurrency,
-                    queue_timeout=config.request_timeout, ingest_nice=ingest_nice)
+                    queue_timeout=config.request_timeout, ingest_nice=ingest_nice,
+                    encode_lock=sdir / LOCK_FILE if serial_encode else None)
     state = ServiceState(config, engine, JobStore(sdir), sdir)
 
     @asynccontextmanager

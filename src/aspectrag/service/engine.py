@@ -26,6 +26,7 @@ from aspectrag.generate.base import Generator, StreamingGenerator
 from aspectrag.index import Index
 from aspectrag.retrieve.base import Retriever
 from aspectrag.service.embed_process import ProcessEmbedder
+from aspectrag.service.encode_lock import SerialEncoder
 from aspectrag.store.base import chunk_key
 from aspectrag.types import Answer, Chunk, Citation, Hit, SearchResult
 
@@ -105,18 +106,32 @@ class Engine:
             so searches keep the cores while an ingest runs; None embeds in this process. An
             ``index`` given an embedder object without an ``embedder_factory`` always embeds
             in this process (the child could not rebuild it).
+        encode_lock: a lock file shared by the processes serving this index (``serve
+            --workers N``): their searches' and answers' encodes then run one at a time
+            (:class:`~aspectrag.service.encode_lock.SerialEncoder`); ingests are not held by it
+            (their document encodes run in the child process, or with ``ingest_nice`` None
+            on the index's own embedder). None: no lock.
     """
 
     def __init__(self, index: Index, *, allowed_llms: Sequence[str] = (), max_searches: int = 0,
                  queue_timeout: float = 60.0, ingest_nice: int | None = None,
-                 inline_below: float = 0.001) -> None:
+                 inline_below: float = 0.001, encode_lock: str | os.PathLike[str] | None = None,
+                 ) -> None:
         if ingest_nice is not None and not 0 <= ingest_nice <= 19:
             from aspectrag.errors import ConfigError
 
             raise ConfigError(f"service.ingest_nice (ASPECTRAG_SERVICE_INGEST_NICE) is "
                               f"{ingest_nice}: give a nice increment from 0 to 19")
-        self.index = index
         self.ingest_nice = ingest_nice
+        self._ingest_index = index  # ingests: not under the encode lock
+        self._serial: SerialEncoder | None = None
+        if encode_lock is not None:
+            self._serial = SerialEncoder(index.embedder, encode_lock)
+            index = Index(index.location, store=index.store, embedder=self._serial,
+                          embedder_factory=index.embedder_factory, readonly=index.readonly,
+                          chunking=index.chunking if index.chunking_explicit else None,
+                          for_queries=index.for_queries)
+        self.index = index
         self._writer: Index | None = None
         self._child: ProcessEmbedder | None = None
         self.allowed_llms = set(allowed_llms)
@@ -356,7 +371,7 @@ class Engine:
     def writer_index(self) -> Index:
         """The ``Index`` ingests go through: the served one, or (``ingest_nice`` set) one on
         the same store whose document encodes run in the low-priority child process."""
-        idx = self.index
+        idx = self._ingest_index
         if self.ingest_nice is None or not idx.embedder_rebuildable:
             return idx
         if self._writer is None:
@@ -368,9 +383,11 @@ class Engine:
         return self._writer
 
     def close(self) -> None:
-        """Stop the embedding child process, if one runs."""
+        """Stop the embedding child process, if one runs, and close the encode lock file."""
         if self._child is not None:
             self._child.close()
+        if self._serial is not None:
+            self._serial.close()
 
     def ingest(self, sources: Sequence[str], *, allow_hosts: Sequence[str] = (),
                on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -397,7 +414,7 @@ class Engine:
 
     def remove(self, source: str) -> int:
         """Delete the document(s) of ``source``; returns how many."""
-        return self.index.remove(source)
+        return self._ingest_index.remove(source)
 
 
 def jsonable(x: Any) -> Any:
