@@ -142,12 +142,15 @@ def in_process(index: Path, questions: list[str], clients: int, seconds: float,
             with lock:
                 lat.append(time.perf_counter() - t0)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
     t0, c0 = time.monotonic(), process_cpu()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    if clients == 1:  # a user's own thread, whose OpenMP team the warm-up above started (a
+        worker(0)     # new thread each block would add a second team: see encode_threads.py)
+    else:
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     return stats(lat, errors[0], time.monotonic() - t0, in_process=process_cpu() - c0)
 
 

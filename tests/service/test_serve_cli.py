@@ -99,6 +99,12 @@ def test_serve_with_two_workers_listens_on_a_socket_per_worker(tmp_path, embedde
         while time.monotonic() < end and not all(_has_open(pid, lock) for pid in workers):
             time.sleep(0.2)  # each worker's warm-up search encodes under the lock
         assert all(_has_open(pid, lock) for pid in workers), "workers do not encode in turn"
+        for retriever in ("hybrid", "multiquery"):  # model work, in turn
+            r = httpx.post(f"http://127.0.0.1:{port}/v1/search", timeout=60,
+                           json={"query": "Who governed the Roman Republic?", "k": 1,
+                                 "retriever": retriever})
+            assert r.status_code == 200, (retriever, r.text)
+            assert r.json()["hits"][0]["source"].endswith("rome.md"), retriever
         for pid in workers:  # libgomp's default waiting (in turn, threads never spin in vain)
             assert b"OMP_WAIT_POLICY=PASSIVE" not in Path(f"/proc/{pid}/environ").read_bytes()
     finally:

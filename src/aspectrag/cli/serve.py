@@ -26,7 +26,7 @@ def is_loopback(host: str) -> bool:
 
 def encodes_in_turn(workers: int, threads: int | None, cores: int) -> bool:
     """Whether the ``workers`` server processes should run their query encodes one at a time
-    (``create_app(serial_encode=True)``, :mod:`aspectrag.service.encode_lock`): when their
+    (``create_app(serial_encode=True)``, :mod:`aspectrag.service.encoding`): when their
     torch threads (``threads`` each; None: all ``cores``) outnumber the cores.
 
     Measured with ``service_load.py --interleave 4 --seconds 5 --clients 1 32 --workers 2`` on

@@ -21,7 +21,7 @@ from aspectrag.index import Index
 from aspectrag.service import problems
 from aspectrag.service.auth import normalise_keys
 from aspectrag.service.embed_process import DEFAULT_NICE
-from aspectrag.service.encode_lock import LOCK_FILE
+from aspectrag.service.encoding import LOCK_FILE
 from aspectrag.service.engine import Engine
 from aspectrag.service.jobs import JobRunner, JobStore
 from aspectrag.service.state import API_VERSION, UPLOAD_TYPES, ServiceConfig, ServiceState
@@ -67,7 +67,7 @@ def create_app(
             :mod:`aspectrag.service.embed_process`).
         serial_encode: searches and answers encode one at a time across every process
             serving this state folder (``<state_dir>/encode.lock``; ``serve --workers N``
-            sets it, see :mod:`aspectrag.service.encode_lock`).
+            sets it, see :mod:`aspectrag.service.encoding`).
 
     Raises:
         aspectrag.errors.ConfigError: a malformed API key table.

@@ -26,7 +26,7 @@ from aspectrag.generate.base import Generator, StreamingGenerator
 from aspectrag.index import Index
 from aspectrag.retrieve.base import Retriever
 from aspectrag.service.embed_process import ProcessEmbedder
-from aspectrag.service.encode_lock import SerialEncoder
+from aspectrag.service.encoding import ModelThreads
 from aspectrag.store.base import chunk_key
 from aspectrag.types import Answer, Chunk, Citation, Hit, SearchResult
 
@@ -51,6 +51,12 @@ class SearchSpec:
         if self.retriever in ("multiquery", "auto"):
             opts.setdefault("base", self.base or "hybrid")
         return opts
+
+
+def uses_model(spec: SearchSpec) -> bool:
+    """Whether a search with ``spec`` may run a model (encode a query, rerank): anything but
+    plain BM25. Such searches run on the engine's model threads."""
+    return spec.retriever != "bm25" or spec.rerank is not None
 
 
 class SearchQueueTimeout(TimeoutError):
@@ -107,10 +113,12 @@ class Engine:
             ``index`` given an embedder object without an ``embedder_factory`` always embeds
             in this process (the child could not rebuild it).
         encode_lock: a lock file shared by the processes serving this index (``serve
-            --workers N``): their searches' and answers' encodes then run one at a time
-            (:class:`~aspectrag.service.encode_lock.SerialEncoder`); ingests are not held by it
-            (their document encodes run in the child process, or with ``ingest_nice`` None
-            on the index's own embedder). None: no lock.
+            --workers N``): their searches and answers that use a model then run one at a
+            time. None: no lock. Either way that work runs on ``max_searches`` long-lived
+            threads (:class:`~aspectrag.service.encoding.ModelThreads`: one OpenMP team each);
+            BM25-only searches run where they are called, and ingests never go through them
+            (their document encodes run in the child process, or with ``ingest_nice`` None on
+            the writer thread).
     """
 
     def __init__(self, index: Index, *, allowed_llms: Sequence[str] = (), max_searches: int = 0,
@@ -122,20 +130,13 @@ class Engine:
 
             raise ConfigError(f"service.ingest_nice (ASPECTRAG_SERVICE_INGEST_NICE) is "
                               f"{ingest_nice}: give a nice increment from 0 to 19")
-        self.ingest_nice = ingest_nice
-        self._ingest_index = index  # ingests: not under the encode lock
-        self._serial: SerialEncoder | None = None
-        if encode_lock is not None:
-            self._serial = SerialEncoder(index.embedder, encode_lock)
-            index = Index(index.location, store=index.store, embedder=self._serial,
-                          embedder_factory=index.embedder_factory, readonly=index.readonly,
-                          chunking=index.chunking if index.chunking_explicit else None,
-                          for_queries=index.for_queries)
         self.index = index
+        self.ingest_nice = ingest_nice
+        self.max_searches = max_searches if max_searches > 0 else default_max_searches()
+        self._models = ModelThreads(self.max_searches, lock_path=encode_lock)
         self._writer: Index | None = None
         self._child: ProcessEmbedder | None = None
         self.allowed_llms = set(allowed_llms)
-        self.max_searches = max_searches if max_searches > 0 else default_max_searches()
         self.queue_timeout = queue_timeout
         self.inline_below = inline_below
         # running means of each configuration's search seconds: CPU, wall-clock (search_now)
@@ -247,10 +248,19 @@ class Engine:
             gen = self._generation()
         measured = spec in self._seen and self._seen[spec] == gen
         self._seen[spec] = gen
-        c1, t1 = time.thread_time(), time.perf_counter()
-        res = self.index.search_result(query, k, retriever=r,
-                                       sources=list(sources) if sources else None)
-        took, cpu = time.perf_counter() - t1, time.thread_time() - c1
+        t1 = time.perf_counter()
+
+        def call() -> SearchResult:
+            return self.index.search_result(query, k, retriever=r,
+                                            sources=list(sources) if sources else None)
+
+        if uses_model(spec):  # on a model thread (one OpenMP team; the workers' lock)
+            res, cpu = self._models.run(call)
+        else:
+            c1 = time.thread_time()
+            res = call()
+            cpu = time.thread_time() - c1
+        took = time.perf_counter() - t1
         if measured:  # not the first search of spec, nor its first of a new generation
             last = self._cost.get(spec)
             self._cost[spec] = (cpu, took) if last is None else \
@@ -296,7 +306,12 @@ class Engine:
         asked = question
         if context and gen.name != "extractive":
             asked = f"Conversation so far:\n{context}\n\nQuestion: {question}"
-        if isinstance(gen, StreamingGenerator):
+        if gen.name == "extractive":  # it embeds the sentences: on a model thread
+            stream, _ = self._models.run(lambda: gen.stream(asked, out.hits))  # type: ignore[attr-defined]
+            for piece in stream:  # computed at once: only the pieces remain
+                yield "token", piece
+            ans = stream.answer
+        elif isinstance(gen, StreamingGenerator):
             stream = gen.stream(asked, out.hits)
             for piece in stream:
                 yield "token", piece
@@ -371,7 +386,7 @@ class Engine:
     def writer_index(self) -> Index:
         """The ``Index`` ingests go through: the served one, or (``ingest_nice`` set) one on
         the same store whose document encodes run in the low-priority child process."""
-        idx = self._ingest_index
+        idx = self.index
         if self.ingest_nice is None or not idx.embedder_rebuildable:
             return idx
         if self._writer is None:
@@ -383,11 +398,10 @@ class Engine:
         return self._writer
 
     def close(self) -> None:
-        """Stop the embedding child process, if one runs, and close the encode lock file."""
+        """Stop the embedding child process, if one runs, and the model threads."""
         if self._child is not None:
             self._child.close()
-        if self._serial is not None:
-            self._serial.close()
+        self._models.close()
 
     def ingest(self, sources: Sequence[str], *, allow_hosts: Sequence[str] = (),
                on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -414,7 +428,7 @@ class Engine:
 
     def remove(self, source: str) -> int:
         """Delete the document(s) of ``source``; returns how many."""
-        return self._ingest_index.remove(source)
+        return self.index.remove(source)
 
 
 def jsonable(x: Any) -> Any:

@@ -1,5 +1,6 @@
-"""Encodes one at a time across server processes (``serve --workers N``): the flock-based
-``SerialEncoder`` and the engine's use of it (searches wait, ingests do not)."""
+"""The server's model work (``ModelThreads``): on a few long-lived threads, and one at a time
+across server processes (``serve --workers N``, a flock); the engine's use of it (model-using
+searches and extractive answers go there and wait for the lock; BM25 and ingests do not)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from aspectrag.index import Index
-from aspectrag.service.encode_lock import SerialEncoder
+from aspectrag.service.encoding import ModelThreads
 from aspectrag.service.engine import Engine, SearchSpec
 
 from .conftest import write_docs
@@ -32,6 +33,7 @@ class Slow:
 
     def __init__(self, delay: float = 0.05) -> None:
         self.delay, self.running, self.most = delay, 0, 0
+        self.threads: set[int] = set()
         self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
@@ -41,6 +43,7 @@ class Slow:
         import numpy as np
 
         with self._lock:
+            self.threads.add(threading.get_ident())
             self.running += 1
             self.most = max(self.most, self.running)
         time.sleep(self.delay)
@@ -54,12 +57,9 @@ def hold_in_child(path: Path, seconds: float) -> subprocess.Popen[str]:
     holds it)."""
     code = textwrap.dedent(f"""
         import time
-        from aspectrag.service.encode_lock import SerialEncoder
+        from aspectrag.service.encoding import ModelThreads
 
-        class Stub:
-            name, dim, max_tokens = "stub", 1, 1
-
-        with SerialEncoder(Stub(), {str(path)!r}).held():
+        with ModelThreads(lock_path={str(path)!r}).held():
             print("held", flush=True)
             time.sleep({seconds})
     """)
@@ -69,29 +69,28 @@ def hold_in_child(path: Path, seconds: float) -> subprocess.Popen[str]:
     return proc
 
 
-def test_an_encode_waits_while_another_process_holds_the_lock(tmp_path):
+def test_model_work_waits_while_another_process_holds_the_lock(tmp_path):
     lock = tmp_path / "encode.lock"
-    enc = SerialEncoder(Slow(0.0), lock)
-    assert (enc.name, enc.dim, enc.max_tokens, enc.count_tokens("a b")) == ("test:slow", 2, 8, 2)
+    models = ModelThreads(lock_path=lock)
     child = hold_in_child(lock, 0.8)
     t0 = time.monotonic()
-    out = enc.encode(["a", "b"], kind="query")
+    out, cpu = models.run(lambda: 42)
     waited = time.monotonic() - t0
     child.wait(10)
-    assert out["dense"].shape == (2, 2)
-    assert waited > 0.5, f"the encode did not wait for the other process ({waited:.2f} s)"
+    assert out == 42 and 0 <= cpu < 0.5
+    assert waited > 0.5, f"the work did not wait for the other process ({waited:.2f} s)"
     t0 = time.monotonic()
-    enc.encode(["a"])
+    models.run(lambda: None)
     assert time.monotonic() - t0 < 0.5  # free again: no wait
-    enc.close()
+    models.close()
 
 
 def test_a_killed_holder_releases_the_lock(tmp_path):
     lock = tmp_path / "encode.lock"
     child = hold_in_child(lock, 120)
     done = threading.Event()
-    enc = SerialEncoder(Slow(0.0), lock)
-    t = threading.Thread(target=lambda: (enc.encode(["a"]), done.set()), daemon=True)
+    models = ModelThreads(lock_path=lock)
+    t = threading.Thread(target=lambda: (models.run(lambda: None), done.set()), daemon=True)
     t.start()
     assert not done.wait(0.3)  # held by the child
     child.send_signal(signal.SIGKILL)
@@ -99,22 +98,33 @@ def test_a_killed_holder_releases_the_lock(tmp_path):
     assert done.wait(10), "the lock was not released when its holder died"
 
 
-def test_threads_of_one_process_encode_one_at_a_time(tmp_path):
+def test_work_runs_on_the_same_few_threads_whoever_calls_and_in_turn_with_a_lock(tmp_path):
     inner = Slow(0.02)
-    enc = SerialEncoder(inner, tmp_path / "encode.lock")
-    threads = [threading.Thread(target=enc.encode, args=(["x"],)) for _ in range(6)]
-    for t in threads:
+    models = ModelThreads(3, lock_path=tmp_path / "encode.lock")
+    callers = [threading.Thread(target=models.run, args=(lambda: inner.encode(["x"]),))
+               for _ in range(12)]  # 12 short-lived caller threads, as a worker pool's
+    for t in callers:
         t.start()
-    for t in threads:
+    for t in callers:
         t.join(10)
-    assert inner.most == 1
-    bare = Slow(0.05)  # the check itself: without the wrapper, encodes overlap
-    threads = [threading.Thread(target=bare.encode, args=(["x"],)) for _ in range(4)]
-    for t in threads:
+    assert 1 <= len(inner.threads) <= 3 and inner.most == 1
+    assert threading.get_ident() not in inner.threads
+    assert all(t.ident not in inner.threads for t in callers)
+    free = Slow(0.05)  # without a lock the 3 threads work at once
+    unlocked = ModelThreads(3)
+    callers = [threading.Thread(target=unlocked.run, args=(lambda: free.encode(["x"]),))
+               for _ in range(6)]
+    for t in callers:
         t.start()
-    for t in threads:
+    for t in callers:
         t.join(10)
-    assert bare.most > 1
+    assert free.most > 1
+    _, cpu = unlocked.run(lambda: sum(i * i for i in range(200_000)))
+    assert cpu > 0  # the worker thread's CPU time, not the caller's
+    models.close()
+    unlocked.close()
+    with pytest.raises(RuntimeError):
+        models.run(lambda: None)
 
 
 def test_engine_searches_wait_for_the_lock_but_ingests_do_not(tmp_path):
@@ -124,7 +134,6 @@ def test_engine_searches_wait_for_the_lock_but_ingests_do_not(tmp_path):
     idx.ingest([str(write_docs(tmp_path / "docs"))])
     lock = tmp_path / "encode.lock"
     engine = Engine(idx, encode_lock=lock, max_searches=2)  # 1: bm25 would wait for the turn
-    assert isinstance(engine.index.embedder, SerialEncoder)
     hits = engine.search("Roman consuls", 2, SearchSpec("dense")).hits
     assert hits and hits[0].chunk.source.endswith("rome.md")
 
@@ -145,4 +154,35 @@ def test_engine_searches_wait_for_the_lock_but_ingests_do_not(tmp_path):
         child.send_signal(signal.SIGKILL)
         child.wait(10)
     assert found.wait(10)
+    engine.close()
+
+
+def test_engine_searches_and_answers_encode_on_its_model_thread(tmp_path):
+    from fakes import HashEmbedder
+
+    class Recording(HashEmbedder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.threads: set[int] = set()
+
+        def encode(self, texts, **kw):  # type: ignore[no-untyped-def,override]
+            self.threads.add(threading.get_ident())
+            return super().encode(texts, **kw)
+
+    emb = Recording()
+    idx = Index(tmp_path / "idx", embedder=emb)
+    idx.ingest([str(write_docs(tmp_path / "docs"))])
+    engine = Engine(idx, max_searches=1)
+    emb.threads.clear()
+    askers = [threading.Thread(target=engine.ask, args=("Who governed Rome?", 2,
+                                                         SearchSpec("hybrid")))
+              for _ in range(4)]
+    for t in askers:
+        t.start()
+    for t in askers:
+        t.join(30)
+    assert len(emb.threads) == 1  # searches and extractive answers: one OpenMP team
+    assert "aspectrag-model" in threading.enumerate()[-1].name or any(
+        t.name.startswith("aspectrag-model") for t in threading.enumerate())
+    assert all(t.ident not in emb.threads for t in askers)
     engine.close()
