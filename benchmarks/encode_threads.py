@@ -13,7 +13,10 @@ the machine's speed hits both sides of a comparison:
   each round (a worker pool's threads);
 - ``main+persistent``: the main thread alternating with one long-lived thread (two teams).
 
-Prints the median encode time (ms) of each round. Usage:
+Prints the median encode time (ms) of each round. Session 17, 2 cores, quiet, 2 torch threads,
+medians of 6 rounds of 40 (``results/encode_threads_s17.txt``): main alone 10.5 ms; one
+long-lived thread alone 12.3; main 9.9 / a new thread each round 13.1 (1.3x); main 16.3 and a
+long-lived thread 16.5 when both have teams (1.55x the main thread alone). Usage:
 
     python benchmarks/encode_threads.py [--rounds 6] [--per-round 40]
 """
