@@ -76,7 +76,8 @@ def test_serve_with_two_workers_listens_on_a_socket_per_worker(tmp_path, embedde
     Index(tmp_path / "idx", embedder=embedder).ingest([str(write_docs(tmp_path / "docs"))])
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    env.pop("ASPECTRAG_THREADS", None)
+    for name in ("ASPECTRAG_THREADS", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY"):
+        env.pop(name, None)
     proc = subprocess.Popen([sys.executable, "-c", "from aspectrag.cli.main import app; app()",
                              "serve", "--index", str(tmp_path / "idx"), "--port", str(port),
                              "--workers", "2"], env=env, stdout=subprocess.DEVNULL)
@@ -105,8 +106,9 @@ def test_serve_with_two_workers_listens_on_a_socket_per_worker(tmp_path, embedde
                                  "retriever": retriever})
             assert r.status_code == 200, (retriever, r.text)
             assert r.json()["hits"][0]["source"].endswith("rome.md"), retriever
-        for pid in workers:  # libgomp's default waiting (in turn, threads never spin in vain)
-            assert b"OMP_WAIT_POLICY=PASSIVE" not in Path(f"/proc/{pid}/environ").read_bytes()
+        for pid in workers:  # in turn, idle OpenMP threads spin briefly, then sleep
+            env_vars = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert b"GOMP_SPINCOUNT=10000" in env_vars and b"OMP_WAIT_POLICY=PASSIVE" not in env_vars
     finally:
         proc.terminate()
         proc.wait(30)
