@@ -25,9 +25,10 @@ def is_loopback(host: str) -> bool:
 
 
 def encodes_in_turn(workers: int, threads: int | None, cores: int) -> bool:
-    """Whether the ``workers`` server processes should run their query encodes one at a time
-    (``create_app(serial_encode=True)``, :mod:`aspectrag.service.encoding`): when their
-    torch threads (``threads`` each; None: all ``cores``) outnumber the cores.
+    """Whether the ``workers`` server processes should run their model work (query encodes,
+    extractive answers, reranking) one at a time (``create_app(serial_encode=True)``,
+    :mod:`aspectrag.service.encoding`): when their torch threads (``threads`` each; None: all
+    ``cores``) outnumber the cores.
 
     Measured with ``service_load.py --interleave 4 --seconds 5 --clients 1 32 --workers 2`` on
     2 cores, every worker with 2 torch threads (quiet; server p50 at 1 client, throughput at 32

@@ -107,9 +107,9 @@ class ModelThreads:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        """Stop the threads once their work finishes and close the lock file (a later
-        :meth:`run` raises RuntimeError)."""
-        self._pool.shutdown(wait=True)
+        """Drop work not yet started, let the threads end after what runs now, and close the
+        lock file (a later :meth:`run` raises RuntimeError)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             if self._fd is not None:
                 os.close(self._fd)
