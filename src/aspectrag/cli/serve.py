@@ -155,6 +155,7 @@ def serve(
              "or --no-auth to serve without authentication")
     if workers < 1:
         fail("--workers must be at least 1")
+    threads = settings().threads or None  # torch threads per worker (None: all cores)
     params = {"index": str(index), "api_keys": keys, "cors_origins": tuple(cors_origin or ()),
               "max_upload_bytes": int(max_upload_mb * 10**6),
               "request_timeout": request_timeout, "job_retention": svc.job_retention_s,
@@ -162,9 +163,8 @@ def serve(
               "search_concurrency": svc.search_concurrency or (
                   max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0),
               "ingest_nice": svc.ingest_nice if svc.ingest_process else None,
-              "threads": settings().threads or None,
-              "serial_encode": encodes_in_turn(workers, settings().threads or None,
-                                               os.cpu_count() or 1)}
+              "threads": threads,
+              "serial_encode": encodes_in_turn(workers, threads, os.cpu_count() or 1)}
     if params["serial_encode"]:
         short_spin()
     from aspectrag.service.http import http_protocol
