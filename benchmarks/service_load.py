@@ -8,7 +8,9 @@ For each workload (``/v1/search`` with bm25, hybrid, multiquery; ``/v1/ask`` ext
 each number of concurrent clients (``--clients``, default 1 8 32), clients send requests
 back to back for ``--seconds`` s (after an untimed warm-up of up to 3 s); requests/s, p50, p99
 and errors are printed. The same searches run in-process first (``Index.search`` /
-``Index.ask`` from as many threads, thread settings as ``aspectrag serve`` applies them), so
+``Index.ask`` from as many threads, on an ``Index(..., for_queries=True)`` as the server opens
+it: queries encode with the ONNX query twin unless ``ASPECTRAG_QUERY_TWIN=0``; thread
+settings as ``aspectrag serve`` applies them), so
 the ratios compare like with like on the same cores: p50 overhead (server - in-process, ms),
 p99/p50 at the highest concurrency, and server throughput / in-process maximum throughput.
 Then ``--ingest-docs`` further articles are uploaded (one multipart job of .txt files) and the
@@ -95,6 +97,17 @@ def build_index(path: Path, docs: list[dict[str, str]]) -> None:
               f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
+def prepare_twin(path: Path) -> None:
+    """Export the index's ONNX query twin if missing (``aspectrag serve`` does the same at
+    start-up), so both sides find it; ``ASPECTRAG_QUERY_TWIN=0`` measures torch queries."""
+    from aspectrag.embed.factory import prepare_query_twin
+    from aspectrag.index import Index
+    from aspectrag.multihead.layout import META_KEY
+
+    store = Index(path, readonly=True).store
+    prepare_query_twin(store.get_meta("embedder"), heads=store.get_meta(META_KEY) is not None)
+
+
 def stats(lat: list[float], errors: int, seconds: float, **cpu: float | None) -> dict[str, Any]:
     """Requests/s, p50/p99 in ms, errors; ``cpu``: CPU seconds used per side in the run
     (None: unknown), reported as ms per answered request."""
@@ -115,7 +128,7 @@ def in_process(index: Path, questions: list[str], clients: int, seconds: float,
     ``Index`` of ``index`` to use, default a new one)."""
     from aspectrag.index import Index
 
-    idx = idx if idx is not None else Index(index)
+    idx = idx if idx is not None else Index(index, for_queries=True)  # as the server opens it
     _, body = WORKLOADS[name]
     opts = {"base": body["base"]} if "base" in body else {}
     r = idx.retriever(body["retriever"], **opts)
@@ -226,10 +239,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(index: Path, port: int, workers: int) -> subprocess.Popen:  # type: ignore[type-arg]
+def start_server(index: Path, port: int, workers: int,
+                 env: dict[str, str] | None = None) -> subprocess.Popen:  # type: ignore[type-arg]
+    """``aspectrag serve`` on ``index`` (``env``: variables set for the server only)."""
+    import os
+
     proc = subprocess.Popen([sys.executable, "-c", "from aspectrag.cli.main import app; app()",
                              "serve", "--index", str(index), "--port", str(port),
-                             "--workers", str(workers), "--request-timeout", "300"])
+                             "--workers", str(workers), "--request-timeout", "300"],
+                            env={**os.environ, **(env or {})})
     end = time.monotonic() + 300
     while time.monotonic() < end:
         try:
@@ -272,6 +290,8 @@ def main() -> None:
     ap.add_argument("--client", choices=["lean", "httpx"], default="lean",
                     help="load generator (see the module docstring)")
     ap.add_argument("--out", type=Path, help="also write the figures as JSON")
+    ap.add_argument("--server-env", nargs="+", default=[], metavar="NAME=VALUE",
+                    help="settings for the server only (e.g. ASPECTRAG_THREADS=1)")
     ap.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
                     help="instead of the table: the targets' ratios from ROUNDS rounds of "
                          "paired blocks (in-process then server, each client count, --seconds "
@@ -283,6 +303,7 @@ def main() -> None:
         raise SystemExit(f"--docs + --ingest-docs must be <= {len(arts)}")
     base, extra = arts[: args.docs], arts[args.docs: args.docs + args.ingest_docs]
     build_index(args.index, base)
+    prepare_twin(args.index)
     work = Path(tempfile.mkdtemp(prefix="service-load-"))
     index = work / "index"
     shutil.copytree(args.index, index, ignore=shutil.ignore_patterns("service", "index.sqlite*"))
@@ -316,11 +337,12 @@ def interleaved(args: argparse.Namespace, index: Path, base: list[dict[str, str]
     questions = [f"What is {d['title']}?" for d in base]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = start_server(index, port, args.workers)
+    proc = start_server(index, port, args.workers, dict(e.split("=", 1) for e in args.server_env))
     cpu = ProcCpu(proc.pid)
     lo, top = min(args.clients), max(args.clients)
     out: dict[str, Any] = {"rounds": args.interleave, "seconds": args.seconds,
-                           "clients": args.clients, "workers": args.workers}
+                           "clients": args.clients, "workers": args.workers,
+                           "server_env": args.server_env}
     print(f"| workload | rounds | p50 overhead ms, {lo} client(s) | throughput / in-process "
           f"max, {top} clients | server p99/p50, {top} clients | server cpu ms/req, {top} "
           "clients |")
@@ -331,7 +353,7 @@ def interleaved(args: argparse.Namespace, index: Path, base: list[dict[str, str]
                 f"{format(max(xs), fmt)}]")
 
     try:
-        idx = Index(index)
+        idx = Index(index, for_queries=True)  # as the server opens it (create_app)
         for name in args.workloads:
             for c in args.clients:  # warm-up
                 in_process(index, questions, c, 3.0, name, idx)
@@ -387,7 +409,7 @@ def run(args: argparse.Namespace, index: Path, base: list[dict[str, str]],
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = start_server(index, port, args.workers)
+    proc = start_server(index, port, args.workers, dict(e.split("=", 1) for e in args.server_env))
     cpu = ProcCpu(proc.pid)
     try:
         for name in args.workloads:

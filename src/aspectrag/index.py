@@ -120,24 +120,33 @@ class Index:
     def embedder(self) -> Embedder:
         if self._embedder is not None:
             return self._embedder
-        return self.embedder_factory()
+        if self._embedder_factory is not None:
+            return self._embedder_factory()
+        return self._bundled(for_queries=self.for_queries)()
 
     @cached_property
     def embedder_factory(self) -> Callable[[], Embedder]:
-        """A picklable zero-argument callable building this index's embedder: the one given,
-        else the bundled model in the index's layout (with per-head vectors when it stores
-        them). An explicit ``embedder`` without a factory is shipped pickled as it is."""
+        """A picklable zero-argument callable building this index's *document* embedder (the
+        Ray engine's actors and the service's embedding child call it): the one given, else
+        the bundled model in the index's layout (with per-head vectors when it stores them),
+        in the runtime that built the index even when ``for_queries`` gives this ``Index`` the
+        ONNX query twin (both carry the same name). An explicit ``embedder`` without a factory
+        is shipped pickled as it is."""
         if self._embedder_factory is not None:
             return self._embedder_factory
         if self._embedder is not None:
             return functools.partial(_same, self._embedder)
+        return self._bundled(for_queries=False)
+
+    def _bundled(self, *, for_queries: bool) -> Callable[[], Embedder]:
+        """The factory of the bundled model in this index's layout and runtime."""
         from aspectrag.embed.factory import build_embedder
 
         heads = None  # an existing index keeps its layout (with or without per-head vectors)
         if self.store.stats()["chunks"]:
             heads = self.store.get_meta(HEADS_META_KEY) is not None
         return functools.partial(build_embedder, recorded=self.store.get_meta("embedder"),
-                                 heads=heads, for_queries=self.for_queries)
+                                 heads=heads, for_queries=for_queries)
 
     @property
     def embedder_rebuildable(self) -> bool:

@@ -45,6 +45,9 @@ Fields (``section.field``: environment variable, default):
     embedder.heads: ASPECTRAG_HEADS, true (per-head vectors at ingest, Multi-Head RAG)
     embedder.runtime: ASPECTRAG_EMBEDDER_RUNTIME, None (= ``torch`` for a new index, the
         recorded one for an existing index); ``torch``, ``onnx-int8``, ``onnx-fp32``, ``auto``
+    embedder.query_twin: ASPECTRAG_QUERY_TWIN, true (queries of a torch-built index encode
+        with its fp32 ONNX export in ``search``, ``ask`` and ``serve``)
+    embedder.onnx_spin: ASPECTRAG_ONNX_SPIN, true (ONNX Runtime's idle threads spin-wait)
     retrieval.multiquery_late_chunking: ASPECTRAG_MULTIQUERY_LATE_CHUNKING, false (multi-query
         sub-queries that are spans of the question pooled from its token vectors)
     chunking.chunk_size / chunk_overlap: ASPECTRAG_CHUNK_SIZE / ASPECTRAG_CHUNK_OVERLAP,
@@ -166,13 +169,16 @@ class EmbedderSettings:
     ``runtime``: ``torch``, ``onnx-int8``, ``onnx-fp32`` or ``auto`` (None: see
     ``embed/factory.py``); ``query_twin``: ``aspectrag ingest`` into a torch-built index also
     prepares the fp32 ONNX export that ``search`` / ``ask`` then encode queries with, without
-    importing torch (``embed.factory.query_twin``; needs onnxruntime, the ``onnx`` extra)."""
+    importing torch (``embed.factory.query_twin``; needs onnxruntime, the ``onnx`` extra);
+    ``onnx_spin``: ONNX Runtime's idle intra-op threads spin-wait for the next parallel
+    region (lower latency per encode, more CPU per encode; ``embed/onnx.py``)."""
 
     path: str | None = _env("EMBEDDER")
     adapter: str | None = _env("EMBEDDER_ADAPTER")
     heads: bool = _env("HEADS", True)
     runtime: str | None = _env("EMBEDDER_RUNTIME")
     query_twin: bool = _env("QUERY_TWIN", True)
+    onnx_spin: bool = _env("ONNX_SPIN", True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,3 +202,19 @@ print('ok')
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=ROOT, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_onnx_spin_setting_reaches_the_session(tiny_bert: str, cache: Path, monkeypatch) -> None:
+    """``embedder.onnx_spin`` (``ASPECTRAG_ONNX_SPIN``) sets ONNX Runtime's
+    ``session.intra_op.allow_spinning``; on by default; vectors are the same either way."""
+    out = {}
+    for value, expect in ((None, "1"), ("0", "0")):
+        if value is None:
+            monkeypatch.delenv("ASPECTRAG_ONNX_SPIN", raising=False)
+        else:
+            monkeypatch.setenv("ASPECTRAG_ONNX_SPIN", value)
+        emb = OnnxEmbedder(tiny_bert, runtime="onnx-fp32", cache_dir=cache)
+        opts = emb.session().get_session_options()
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == expect
+        out[expect] = emb.encode(TEXTS, kind="query")["dense"]
+    np.testing.assert_array_equal(out["0"], out["1"])

@@ -113,3 +113,73 @@ def test_twin_vectors_equal_torch_and_explicit_torch_is_respected(tmp_path, env,
     assert query_twin(None, recorded="hf:other-model", heads=True) is None
     monkeypatch.setenv("ASPECTRAG_QUERY_TWIN", "0")
     assert query_twin(None, recorded=torch_emb.name, heads=True) is None
+
+
+SERVE_SCRIPT = """
+import json, sys, time
+from fastapi.testclient import TestClient
+from aspectrag.service.app import create_app
+
+app = create_app(sys.argv[1])
+out = {"embedder": type(app.state.service.engine.index.embedder).__name__}
+with TestClient(app) as c:
+    def hits(query, retriever):
+        r = c.post("/v1/search", json={"query": query, "k": 3, "retriever": retriever})
+        assert r.status_code == 200, r.text
+        return [(h["chunk_id"], round(h["score"], 4)) for h in r.json()["hits"]]
+
+    out["search"] = {r: hits("flour and sugar desserts", r) for r in ("hybrid", "multihead")}
+    out["ask"] = c.post("/v1/ask", json={"question": "what are cakes?", "llm": "extractive",
+                                         "retriever": "hybrid"}).json()["citations"]
+    out["torch"] = "torch" in sys.modules
+    # ingest splits with the transformers tokenizer (which may import torch): unblock
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "Block"]
+    job = c.post("/v1/documents", json={"text": "Volcanoes erupt molten basalt lava.",
+                                        "title": "Volcanoes", "source": "volcano notes"}).json()
+    end = time.monotonic() + 120
+    while (j := c.get(f"/v1/jobs/{job['job']}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < end, j
+        time.sleep(0.1)
+    out["job"] = j["status"] if j["status"] == "succeeded" else json.dumps(j)
+    r = c.post("/v1/search", json={"query": "molten basalt lava", "k": 1, "retriever": "dense"})
+    out["new"] = r.json()["hits"][0]["title"]
+print(json.dumps(out))
+"""
+
+
+def test_service_encodes_queries_with_the_twin_and_documents_with_torch(tmp_path, env):
+    """``create_app(location)`` opens the index for queries: a torch-built index with its twin
+    ready is searched and answered in a server process that has not imported torch, with the
+    torch path's hits; an upload still embeds (in the service's child process) with torch,
+    and the new document is found by dense search at once."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in [("cakes", "Cakes are baked desserts made of flour and sugar."),
+                       ("rivers", "The Isère river flows through Grenoble in the Alps."),
+                       ("stars", "Neutron stars are the collapsed cores of massive stars.")]:
+        (docs / f"{name}.txt").write_text(text + "\n")
+    idx = str(tmp_path / "idx")
+    assert _cli(["ingest", str(docs), "--index", idx], env).returncode == 0
+
+    def serve(prelude: str, e: dict[str, str], index: str) -> dict:  # type: ignore[type-arg]
+        r = subprocess.run([sys.executable, "-c", prelude + SERVE_SCRIPT, index],
+                           capture_output=True, text=True, cwd=ROOT, env=e, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return json.loads(r.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+    import shutil
+
+    shutil.copytree(idx, tmp_path / "idx-torch")
+    fast = serve(BLOCK_TORCH, env, idx)
+    slow = serve("", {**env, "ASPECTRAG_QUERY_TWIN": "0"}, str(tmp_path / "idx-torch"))
+    assert fast["embedder"] == "OnnxMultiHeadEmbedder" and not fast["torch"]
+    assert slow["embedder"] == "MultiHeadEmbedder" and slow["torch"]
+    assert fast["search"] == slow["search"] and len(fast["search"]["multihead"]) == 3
+    assert fast["ask"] and fast["ask"] == slow["ask"]
+    assert fast["job"] == slow["job"] == "succeeded"
+    assert fast["new"] == slow["new"] == "Volcanoes"
+    # the upload was embedded by torch (the index's runtime), in the child process
+    from aspectrag.store.sqlite import SQLiteStore
+
+    assert SQLiteStore(idx).get_meta("embedder") == SQLiteStore(tmp_path / "idx-torch").get_meta(
+        "embedder")

@@ -79,6 +79,22 @@ def build_app(params: dict[str, Any]) -> Any:
     return create_app(p.pop("index"), **p)
 
 
+def _prepare_query_twin(index: str) -> None:
+    """Export the index's fp32 ONNX query twin once, here, before the workers start (each
+    would otherwise find it missing and encode queries with torch): a no-op when it is cached
+    or when the index is new, was not built by torch, or onnxruntime is missing."""
+    from aspectrag.cli.common import prepare_twin
+    from aspectrag.errors import AspectragError
+    from aspectrag.index import Index
+    from aspectrag.validate import require_index
+
+    try:
+        require_index(index)
+    except AspectragError:  # no index yet: its first ingest is by torch, queries follow
+        return
+    prepare_twin(Index(index, readonly=True))
+
+
 def _thread_lock_for_tqdm() -> None:
     """Give tqdm a thread lock. bm25s wraps every query's tokenizing in a (disabled) tqdm bar,
     whose default lock holds a multiprocessing semaphore; in a ``--workers`` process that
@@ -167,6 +183,7 @@ def serve(
               "serial_encode": encodes_in_turn(workers, threads, os.cpu_count() or 1)}
     if params["serial_encode"]:
         short_spin()
+    _prepare_query_twin(str(index))
     from aspectrag.service.http import http_protocol
 
     config = uvicorn.Config(functools.partial(build_app, params), factory=True, host=host,

@@ -109,7 +109,9 @@ def prepare_query_twin(recorded: str | None, *, heads: bool) -> bool:
     twin = _twin(None, heads)
     if twin.name != recorded:
         return False
-    twin.session([twin.layer] if heads else [-1])  # type: ignore[attr-defined]
+    layers = [twin.layer] if heads else [-1]  # type: ignore[attr-defined]
+    if not twin.export_ready(layers):  # type: ignore[attr-defined]
+        twin.session(layers)  # type: ignore[attr-defined]
     return True
 
 

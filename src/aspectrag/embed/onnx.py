@@ -70,6 +70,7 @@ class _OnnxRuntime:
     adapter: str | None
     runtime: str
     threads: int
+    spin: bool
     cache_dir: Path
     query_layers: tuple[int, ...] | None = None
     """Set by :func:`aspectrag.embed.factory.query_twin`: the layers whose session
@@ -83,6 +84,7 @@ class _OnnxRuntime:
         s = get_settings()
         self.runtime = runtime
         self.threads = s.threads if threads is None else threads
+        self.spin = s.embedder.onnx_spin
         self.cache_dir = Path(cache_dir) if cache_dir is not None else Path(s.cache_dir)
         self._sessions: dict[tuple[int, ...], Any] = {}
         self._sessions_lock = threading.Lock()
@@ -247,6 +249,7 @@ class _OnnxRuntime:
         opts.intra_op_num_threads = max(0, int(self.threads))
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
         if opt.is_file():
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
             try:
