@@ -23,6 +23,15 @@ the measurements). The lock is ``flock`` on one file, taken blocking: a waiting 
 in the kernel without the GIL, wakes as soon as the holder releases it, and the OS releases it
 when the holder dies. (``filelock`` polls with sleeps between tries, 50 ms by default: too
 slow for a 5 ms encode; it is the fallback where ``fcntl`` is missing.)
+
+**With the ONNX query twin** (the default for a torch-built index, ``service/app.py``) queries
+encode with ONNX Runtime, whose pool belongs to the session, not to the calling thread, so the
+first point no longer applies to them (extractive answers and rerankers on torch still
+benefit). Taking turns across workers then costs throughput: session 18, ``--workers 2`` on 2
+cores, hybrid at 32 clients 0.61x the in-process maximum in turn against 1.06x with one ORT
+thread per worker and no lock (``ASPECTRAG_THREADS=1``), which in turn pays latency at one
+client (hybrid +3.0 ms, an extractive answer +138 ms: one core per encode). Both figures are
+in the README; the default stays with latency.
 """
 
 from __future__ import annotations
