@@ -100,12 +100,10 @@ def build_index(path: Path, docs: list[dict[str, str]]) -> None:
 def prepare_twin(path: Path) -> None:
     """Export the index's ONNX query twin if missing (``aspectrag serve`` does the same at
     start-up), so both sides find it; ``ASPECTRAG_QUERY_TWIN=0`` measures torch queries."""
-    from aspectrag.embed.factory import prepare_query_twin
+    from aspectrag.cli.common import prepare_twin as prepare
     from aspectrag.index import Index
-    from aspectrag.multihead.layout import META_KEY
 
-    store = Index(path, readonly=True).store
-    prepare_query_twin(store.get_meta("embedder"), heads=store.get_meta(META_KEY) is not None)
+    prepare(Index(path, readonly=True))
 
 
 def stats(lat: list[float], errors: int, seconds: float, **cpu: float | None) -> dict[str, Any]:

@@ -47,13 +47,19 @@ def _cli(args: list[str], env: dict[str, str], prelude: str = "") -> subprocess.
                           cwd=ROOT, env=env, timeout=300)
 
 
-def test_ingest_prepares_the_twin_and_search_runs_without_torch(tmp_path, env):
+def _docs(tmp_path: Path) -> Path:
+    """A folder of three one-sentence documents."""
     docs = tmp_path / "docs"
     docs.mkdir()
     for name, text in [("cakes", "Cakes are baked desserts made of flour and sugar."),
                        ("rivers", "The Isère river flows through Grenoble in the Alps."),
                        ("stars", "Neutron stars are the collapsed cores of massive stars.")]:
         (docs / f"{name}.txt").write_text(text + "\n")
+    return docs
+
+
+def test_ingest_prepares_the_twin_and_search_runs_without_torch(tmp_path, env):
+    docs = _docs(tmp_path)
     idx = str(tmp_path / "idx")
     r = _cli(["ingest", str(docs), "--index", idx], env)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -152,12 +158,7 @@ def test_service_encodes_queries_with_the_twin_and_documents_with_torch(tmp_path
     ready is searched and answered in a server process that has not imported torch, with the
     torch path's hits; an upload still embeds (in the service's child process) with torch,
     and the new document is found by dense search at once."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in [("cakes", "Cakes are baked desserts made of flour and sugar."),
-                       ("rivers", "The Isère river flows through Grenoble in the Alps."),
-                       ("stars", "Neutron stars are the collapsed cores of massive stars.")]:
-        (docs / f"{name}.txt").write_text(text + "\n")
+    docs = _docs(tmp_path)
     idx = str(tmp_path / "idx")
     assert _cli(["ingest", str(docs), "--index", idx], env).returncode == 0
 
