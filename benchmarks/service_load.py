@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import socket
 import sqlite3
@@ -240,8 +241,6 @@ def free_port() -> int:
 def start_server(index: Path, port: int, workers: int,
                  env: dict[str, str] | None = None) -> subprocess.Popen:  # type: ignore[type-arg]
     """``aspectrag serve`` on ``index`` (``env``: variables set for the server only)."""
-    import os
-
     proc = subprocess.Popen([sys.executable, "-c", "from aspectrag.cli.main import app; app()",
                              "serve", "--index", str(index), "--port", str(port),
                              "--workers", str(workers), "--request-timeout", "300"],

@@ -44,6 +44,11 @@ def encodes_in_turn(workers: int, threads: int | None, cores: int) -> bool:
       client): hybrid 0.76x [0.72, 0.81], p50 +1.95 ms; ask 0.97x, bm25 0.82x;
     - in turn, spinning 10,000 iterations (:func:`short_spin`, now): hybrid 0.97x [0.54,
       1.16], p50 +0.58 ms.
+
+    With queries on the ONNX query twin (session 18, same command): in turn 0.61x [0.57,
+    0.64], p50 +1.05 ms; one ORT thread per worker (``ASPECTRAG_THREADS=1``, so not in turn)
+    1.06x [0.94, 1.32] but p50 +2.97 ms, multi-query +6.39, an extractive answer +138. The
+    default keeps the lower latency.
     """
     return workers > 1 and workers * (threads or cores) > cores
 

@@ -74,7 +74,7 @@ def create_app(
     Raises:
         aspectrag.errors.ConfigError: a malformed API key table.
     """
-    # a location: queries encode with the index's torch-free ONNX twin when it is ready (3x
+    # a location: queries encode with the index's torch-free ONNX twin when it is ready (2.4x
     # faster than torch per query, and no OpenMP team per calling thread); documents still
     # embed with the runtime that built the index (``Index.embedder_factory``)
     idx = index if isinstance(index, Index) else Index(index, for_queries=True)
